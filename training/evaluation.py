@@ -1,0 +1,100 @@
+"""Input pipelines and evaluation shared by the training tasks and `zoo evaluate`."""
+import json
+from functools import partial
+from pathlib import Path
+from typing import Optional, Tuple
+
+import tensorflow as tf
+from zookeeper import configure
+from zookeeper.tf import Dataset, Preprocessing
+
+from zoo.training.datasets import get_dataset
+
+
+def batches(
+    dataset: Dataset,
+    split: str,
+    training: bool,
+    batch_size: int,
+    preprocessing: Optional[Preprocessing] = None,
+    shuffle_buffer: int = 60_000,
+    seed: int = 0,
+) -> Tuple[tf.data.Dataset, int]:
+    """Batched (image 0-255, one-hot label) pairs of a split, and its example count.
+
+    Training batches are shuffled and repeat forever; others make one pass in order.
+    """
+    if preprocessing is None:  # the dataset's own transform, as ImageClassification does
+        decoders, pairs = dataset.decoders, lambda d: (dataset.preprocess(d, training), d["label"])
+    else:
+        decoders, pairs = preprocessing.decoders, partial(preprocessing, training=training)
+    data, count = getattr(dataset, split)(decoders=decoders)
+    if training:
+        data = data.shuffle(min(count, shuffle_buffer), seed=seed).repeat()
+    num_classes = dataset.num_classes
+    data = data.map(pairs, tf.data.AUTOTUNE)
+    data = data.map(lambda x, y: (x, tf.one_hot(y, num_classes)), tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return data.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(options), count
+
+
+def evaluate(model: tf.keras.Model, dataset: Dataset, batch_size: int = 256) -> dict:
+    """Top-1 and top-5 accuracy of `model` over the full test split, in one pass."""
+    data, count = batches(dataset, "test", training=False, batch_size=batch_size)
+    top1 = tf.keras.metrics.TopKCategoricalAccuracy(1)
+    top5 = tf.keras.metrics.TopKCategoricalAccuracy(5)
+
+    @tf.function
+    def step(x, y):
+        p = model(x, training=False)
+        top1.update_state(y, p)
+        top5.update_state(y, p)
+
+    for x, y in data:
+        step(x, y)
+    return {
+        "dataset": type(dataset).__name__,
+        "examples": int(count),
+        "top1": float(top1.result()),
+        "top5": float(top5.result()),
+    }
+
+
+def make_dataset(name: str) -> Dataset:
+    """A configured dataset component by name ("FashionMNIST", "Cifar10", "ImageNet")."""
+    dataset = get_dataset(name)()
+    configure(dataset, {})
+    return dataset
+
+
+def load_run_or_model(target: str, weights: Optional[str], dataset: Optional[str]):
+    """(model, dataset) for `zoo evaluate`: a run directory, or a registered model name.
+
+    Raises:
+        FileNotFoundError: a run directory without a finished model.
+        ValueError: a model name without --dataset, or an unknown model or dataset.
+    """
+    path = Path(target)
+    if path.is_dir():
+        run = json.loads((path / "run.json").read_text()) if (path / "run.json").exists() else {}
+        if not (path / "model.h5").exists():
+            raise FileNotFoundError(
+                f"{path} holds no finished model (model.h5). If its training was "
+                "interrupted, re-run the same command to resume it."
+            )
+        import zoo  # noqa: F401  (registers the quantizers the h5 file names)
+
+        model = tf.keras.models.load_model(str(path / "model.h5"), compile=False)
+        name = dataset or run.get("dataset")
+        if name is None:
+            raise ValueError(f"{path} does not say which dataset it was trained on; pass --dataset.")
+        return model, make_dataset(name)
+    from zoo import registry
+
+    spec = registry.get(target)
+    if dataset is None:
+        raise ValueError(f"Pass --dataset (FashionMNIST, Cifar10 or ImageNet) to evaluate {spec.name}.")
+    data = make_dataset(dataset)
+    model = spec.build(weights=weights, input_shape=data.input_shape, num_classes=data.num_classes)
+    return model, data

@@ -1,0 +1,374 @@
+"""Training tasks: `zoo Train<Model> key=value ...` (zookeeper tasks).
+
+Every task trains one registered model on one dataset component and writes to
+`output_dir`:
+
+    config.txt            the task's full configuration (zookeeper's printout)
+    history.csv           one row per epoch (metrics, learning rate, epoch_seconds)
+    logs/                 TensorBoard logs
+    backup/               checkpoint of the last finished epoch (model, optimizer, epoch)
+    model.weights.h5      final weights;  model.h5  the whole model (reloads with zoo)
+    metrics.json          test accuracy, epochs, wall time, cost, command, git commit
+    pretrain/             the same for stage 1 of a two-stage recipe
+
+Re-running a task with the same `output_dir` resumes where it stopped: Keras'
+`BackupAndRestore` restores the weights, the optimizer state and the epoch; a finished
+stage is not trained again.
+
+Two-stage recipes (`pretrain_epochs > 0`): stage 1 trains `pretrain_model` (the
+real-valued twin of the binary model), stage 2 initialises the binary model from it.
+"""
+import json
+import math
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import larq as lq
+import tensorflow as tf
+from zookeeper import ComponentField, Field, component, task
+from zookeeper.tf import Dataset, Preprocessing
+
+from zoo.complexity import complexity
+from zoo.models.bireal import (
+    BiRealNet18Factory,
+    BiRealNet20Factory,
+    BiRealNet34Factory,
+    BiRealNet50Factory,
+)
+from zoo.training.callbacks import EpochTimer
+from zoo.training.datasets import FashionMNIST, ImageClassification, ImageNet
+from zoo.training.evaluation import batches, evaluate
+
+
+@component
+class Optimizer:
+    """The optimizer and learning-rate schedule of one training stage.
+
+    `schedule` is one of "constant", "linear" (to 0 over the stage), "cosine" (to 0
+    over the stage) or "steps" (multiply by `decay_factor` at each of `decay_epochs`).
+    `weight_decay` is Keras' decoupled weight decay.
+    """
+
+    name: str = Field("adam")
+    learning_rate: float = Field(1e-3)
+    momentum: float = Field(0.9)
+    nesterov: bool = Field(False)
+    weight_decay: float = Field(0.0)
+    schedule: str = Field("linear")
+    decay_epochs: Sequence[int] = Field(())
+    decay_factor: float = Field(0.1)
+
+    def learning_rate_schedule(self, steps_per_epoch: int, epochs: int):
+        lr, total = self.learning_rate, max(1, steps_per_epoch * epochs)
+        if self.schedule == "constant":
+            return lr
+        if self.schedule == "linear":
+            return tf.keras.optimizers.schedules.PolynomialDecay(lr, total, 0.0, power=1.0)
+        if self.schedule == "cosine":
+            return tf.keras.optimizers.schedules.CosineDecay(lr, total)
+        if self.schedule == "steps":
+            boundaries = [int(e) * steps_per_epoch for e in self.decay_epochs]
+            values = [lr * self.decay_factor**i for i in range(len(boundaries) + 1)]
+            return tf.keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+        raise ValueError(
+            f"Unknown schedule {self.schedule!r}; use constant, linear, cosine or steps "
+            "(e.g. optimizer.schedule=steps optimizer.decay_epochs=[10,15])."
+        )
+
+    def build(self, steps_per_epoch: int, epochs: int) -> tf.keras.optimizers.Optimizer:
+        lr = self.learning_rate_schedule(steps_per_epoch, epochs)
+        wd = self.weight_decay or None
+        if self.name == "adam":
+            return tf.keras.optimizers.Adam(lr, weight_decay=wd)
+        if self.name == "sgd":
+            return tf.keras.optimizers.SGD(
+                lr, momentum=self.momentum, nesterov=self.nesterov, weight_decay=wd
+            )
+        raise ValueError(f"Unknown optimizer {self.name!r}; use adam or sgd (optimizer.name=sgd).")
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """"default" (one device), "mirrored" (all GPUs, else all CPU devices of this
+    machine) or "multi_worker" (MultiWorkerMirroredStrategy, configured by TF_CONFIG)."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([d.name for d in devices])
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"Unknown strategy {name!r}; use default, mirrored or multi_worker.")
+
+
+def git_commit() -> str:
+    """The commit of the zoo's source checkout (with '-dirty'), or 'unknown'."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        return commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def write_json(path: Path, record: dict) -> None:
+    """Writes JSON atomically (a temporary file, then a rename)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def save_atomically(model: tf.keras.Model, path: Path, weights_only: bool) -> None:
+    """Saves weights (or the whole model, without optimizer) as h5, atomically."""
+    tmp = path.with_name(path.name.replace(".h5", ".tmp.h5"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Keras calls h5 "legacy"; it is what LCE/larq read
+        if weights_only:
+            model.save_weights(str(tmp))
+        else:
+            model.save(str(tmp), include_optimizer=False)
+    os.replace(tmp, path)
+
+
+class TrainTask:
+    """Base of every `Train<Model>` task. Subclasses set `model` (and recipes)."""
+
+    dataset: Dataset = ComponentField(FashionMNIST)
+    preprocessing: Preprocessing = ComponentField(ImageClassification)
+    model: tf.keras.Model = ComponentField()
+    optimizer: Optimizer = ComponentField(Optimizer)
+
+    epochs: int = Field(30)
+    batch_size: int = Field(128)
+    label_smoothing: float = Field(0.0)
+
+    # Stage 1 of a two-stage recipe: epochs (0: one stage), model and optimizer.
+    pretrain_epochs: int = Field(0)
+    pretrain_model: tf.keras.Model = ComponentField(allow_missing=True)
+    pretrain_optimizer: Optimizer = ComponentField(Optimizer)
+
+    strategy: str = Field("default")
+    seed: int = Field(0)
+    shuffle_buffer: int = Field(60_000)
+    # Limits for quick runs (None: a full pass over the split).
+    steps_per_epoch: Optional[int] = Field(None)
+    validation_steps: Optional[int] = Field(None)
+    progress_bar: bool = Field(True)
+    callbacks: List[tf.keras.callbacks.Callback] = Field(lambda: [])
+
+    @Field
+    def output_dir(self) -> str:
+        return str(Path("runs") / f"{type(self).__name__}_{type(self.dataset).__name__}")
+
+    # -- data -----------------------------------------------------------------
+    def data(self, split: str, training: bool) -> tuple:
+        """(batched tf.data.Dataset of (image, one-hot label), number of examples)."""
+        return batches(self.dataset, split, training, self.batch_size, self.preprocessing,
+                       self.shuffle_buffer, self.seed)
+
+    # -- one stage ----------------------------------------------------------------
+    def compile(self, model: tf.keras.Model, optimizer: Optimizer, epochs: int, steps: int) -> None:
+        model.compile(
+            optimizer=optimizer.build(steps, epochs),
+            loss=tf.keras.losses.CategoricalCrossentropy(label_smoothing=self.label_smoothing),
+            metrics=[
+                tf.keras.metrics.CategoricalAccuracy(name="accuracy"),
+                tf.keras.metrics.TopKCategoricalAccuracy(5, name="top5_accuracy"),
+            ],
+        )
+
+    def stage_callbacks(self, stage_dir: Path) -> List[tf.keras.callbacks.Callback]:
+        """Timer first, then the loggers, then the backup; the user's callbacks last."""
+        return [
+            EpochTimer(),
+            tf.keras.callbacks.CSVLogger(str(stage_dir / "history.csv"), append=True),
+            tf.keras.callbacks.TensorBoard(str(stage_dir / "logs"), write_graph=False, profile_batch=0),
+            tf.keras.callbacks.BackupAndRestore(str(stage_dir / "backup"), delete_checkpoint=False),
+            *self.callbacks,
+        ]
+
+    def train_stage(self, strategy, attr: str, optimizer: Optimizer, epochs: int,
+                    stage_dir: Path, init_weights: Optional[Path]) -> tf.keras.Model:
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        train, n_train = self.data("train", training=True)
+        validation, _ = self.data("validation", training=False)
+        steps = self.steps_per_epoch or math.ceil(n_train / self.batch_size)
+        with strategy.scope():
+            model = getattr(self, attr)
+            self.check_input(model)
+            self.compile(model, optimizer, epochs, steps)
+        weights = stage_dir / "model.weights.h5"
+        done = read_json(stage_dir / "stage.json").get("epochs") == epochs and weights.exists()
+        if done:
+            print(f"{stage_dir}: finished earlier ({epochs} epochs); loading its weights.")
+            model.load_weights(str(weights))
+            return model
+        if init_weights is not None and not (stage_dir / "backup").exists():
+            print(f"Initialising {model.name} from {init_weights}")
+            model.load_weights(str(init_weights))
+        print(f"{model.name}: {stage_dir}, {strategy.num_replicas_in_sync} replica(s)\n"
+              + complexity(model).table(per_layer=False))
+        model.fit(
+            train, epochs=epochs, steps_per_epoch=steps, validation_data=validation,
+            validation_steps=self.validation_steps, callbacks=self.stage_callbacks(stage_dir),
+            verbose=1 if self.progress_bar else 2,
+        )
+        save_atomically(model, weights, weights_only=True)
+        save_atomically(model, stage_dir / "model.h5", weights_only=False)
+        write_json(stage_dir / "stage.json", {"epochs": epochs})
+        return model
+
+    def check_input(self, model: tf.keras.Model) -> None:
+        expected = tuple(self.dataset.input_shape)
+        got = tuple(model.input_shape[1:])
+        if got != expected:
+            raise ValueError(
+                f"The model takes inputs of shape {got} but {type(self.dataset).__name__} "
+                f"gives {expected}; drop the model.input_shape override or pick a matching "
+                "dataset."
+            )
+
+    # -- the task -------------------------------------------------------------
+    def run(self) -> dict:
+        out = Path(self.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        tf.keras.utils.set_random_seed(self.seed)
+        (out / "config.txt").write_text(str(self) + "\n", encoding="utf-8")
+        write_json(out / "run.json", {"model": model_name(self), "task": type(self).__name__,
+                                      "dataset": type(self.dataset).__name__})
+        strategy = make_strategy(self.strategy)
+        init = None
+        if self.pretrain_epochs > 0:
+            self.train_stage(strategy, "pretrain_model", self.pretrain_optimizer,
+                             self.pretrain_epochs, out / "pretrain", None)
+            init = out / "pretrain" / "model.weights.h5"
+        model = self.train_stage(strategy, "model", self.optimizer, self.epochs, out, init)
+        metrics = self.metrics_record(model, out)
+        write_json(out / "metrics.json", metrics)
+        print(f"Test top-1 {metrics['top1']:.2%} (top-5 {metrics['top5']:.2%}) on "
+              f"{metrics['test_examples']:,} {metrics['dataset']} test images; written to {out}")
+        return metrics
+
+    def metrics_record(self, model: tf.keras.Model, out: Path) -> dict:
+        result = evaluate(model, self.dataset, self.batch_size)
+        cost = complexity(model)
+        stages = [out / "pretrain"] if self.pretrain_epochs > 0 else []
+        seconds = sum(epoch_seconds(d / "history.csv") for d in [*stages, out])
+        return {
+            "model": model_name(self),
+            "task": type(self).__name__,
+            "dataset": type(self.dataset).__name__,
+            "input_shape": list(model.input_shape[1:]),
+            "num_classes": int(model.output_shape[-1]),
+            "top1": result["top1"],
+            "top5": result["top5"],
+            "test_examples": result["examples"],
+            "epochs": self.epochs,
+            "pretrain_epochs": self.pretrain_epochs,
+            "batch_size": self.batch_size,
+            "wall_time_seconds": round(seconds, 1),
+            "command": "zoo " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+            "git_commit": git_commit(),
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, "
+                       f"{len(tf.config.list_physical_devices('GPU'))} GPUs",
+            "versions": {"tensorflow": tf.__version__, "larq": lq_version()},
+            **{k: v for k, v in cost.as_dict().items()},
+        }
+
+
+def model_name(task_instance: TrainTask) -> str:
+    """The registry name of a task's model ("TrainBiRealNet20" trains "BiRealNet20")."""
+    return type(task_instance).__name__.removeprefix("Train")
+
+
+def lq_version() -> str:
+    from importlib.metadata import version
+
+    return version("larq")
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def epoch_seconds(history: Path) -> float:
+    """Sum of the `epoch_seconds` column of a CSVLogger history."""
+    import csv
+
+    if not history.exists():
+        return 0.0
+    with open(history, newline="", encoding="utf-8") as f:
+        return sum(float(row.get("epoch_seconds") or 0) for row in csv.DictReader(f))
+
+
+# -- Bi-Real Net -----------------------------------------------------------------------
+# Stage 1 of the paper's recipe trains the real-valued twin: every sign replaced by
+# clip(-1, x, 1), real weights (no quantizer, no clipping).
+REAL_VALUED = dict(input_quantizer="clip", kernel_quantizer=None, kernel_constraint=None)
+
+
+class TrainBiRealNet(TrainTask):
+    """Bi-Real Net on ImageNet. Defaults: the paper's two-stage recipe.
+
+    Stage 1 trains the real-valued twin with clip(-1, x, 1) instead of sign (SGD,
+    momentum 0.9, lr 0.1, weight decay 1e-4, cosine, `pretrain_epochs` epochs); stage 2
+    trains the binary net from it: SGD momentum 0.9, batch 128, lr 0.01 divided by 10
+    at epochs 10 and 15, 20 epochs, no weight decay (paper, Section 4.1).
+    For the later PyTorch re-training recipe use `pretrain_epochs=0 epochs=256
+    batch_size=512 optimizer.name=adam optimizer.learning_rate=1e-3
+    optimizer.schedule=linear label_smoothing=0.1`.
+    """
+
+    dataset = ComponentField(ImageNet)
+    epochs = Field(20)
+    batch_size = Field(128)
+    optimizer = ComponentField(
+        Optimizer, name="sgd", learning_rate=0.01, schedule="steps", decay_epochs=(10, 15)
+    )
+    pretrain_epochs = Field(90)
+    pretrain_optimizer = ComponentField(
+        Optimizer, name="sgd", learning_rate=0.1, weight_decay=1e-4, schedule="cosine"
+    )
+
+
+@task
+class TrainBiRealNet18(TrainBiRealNet):
+    model = ComponentField(BiRealNet18Factory)
+    pretrain_model = ComponentField(BiRealNet18Factory, **REAL_VALUED)
+
+
+@task
+class TrainBiRealNet34(TrainBiRealNet):
+    model = ComponentField(BiRealNet34Factory)
+    pretrain_model = ComponentField(BiRealNet34Factory, **REAL_VALUED)
+
+
+@task
+class TrainBiRealNet50(TrainBiRealNet):
+    model = ComponentField(BiRealNet50Factory)
+    pretrain_model = ComponentField(BiRealNet50Factory, **REAL_VALUED)
+
+
+@task
+class TrainBiRealNet20(TrainTask):
+    """Bi-Real Net 20 on small images (default: Fashion-MNIST).
+
+    One stage by default: Adam, lr 1e-3 decayed linearly to 0, batch 128 (the PyTorch
+    re-training recipe, which reports the paper's accuracy without pre-training).
+    `pretrain_epochs=N` adds the paper's real-valued clip pre-training first.
+    """
+
+    model = ComponentField(BiRealNet20Factory)
+    pretrain_model = ComponentField(BiRealNet20Factory, **REAL_VALUED)
+    epochs = Field(30)

@@ -1,0 +1,1 @@
+"""Published checkpoints and their index (the repository's weights/ folder)."""

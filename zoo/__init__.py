@@ -1,0 +1,29 @@
+"""binary-zoo: accurate binary neural networks (1-bit weights and activations) for Larq.
+
+Public API: the model constructors (keras.applications style, keyword-only), the
+registry (`list_models`, `get_model_spec`), `complexity`, and ImageNet helpers
+(`preprocess_input`, `decode_predictions`).
+"""
+from zoo import quantizers  # noqa: F401  (registers the quantizers with Larq)
+from zoo.complexity import Complexity, complexity
+from zoo.models.bireal import BiRealNet18, BiRealNet20, BiRealNet34, BiRealNet50
+from zoo.preprocessing import decode_predictions, preprocess_input
+from zoo.registry import ModelSpec, UnknownModelError, list_models
+from zoo.registry import get as get_model_spec
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BiRealNet18",
+    "BiRealNet20",
+    "BiRealNet34",
+    "BiRealNet50",
+    "Complexity",
+    "ModelSpec",
+    "UnknownModelError",
+    "complexity",
+    "decode_predictions",
+    "get_model_spec",
+    "list_models",
+    "preprocess_input",
+]

@@ -1,0 +1,138 @@
+"""The `zoo` command: training tasks (zookeeper) and list / summary / evaluate.
+
+    zoo list [--cost]                      registered models (paper, input, results, weights)
+    zoo summary MODEL [--input-shape ...]  BOPs / FLOPs / OPs / memory, per layer
+    zoo evaluate RUN_DIR | MODEL --weights W --dataset D
+    zoo TrainBiRealNet20 dataset=FashionMNIST epochs=30 batch_size=128
+
+User errors (unknown model, bad shape, unknown override, missing data) print one line
+`zoo: error: ...` and exit with status 2; set ZOO_DEBUG=1 for the traceback.
+"""
+import os
+import sys
+from typing import Optional, Sequence, Tuple
+
+import click
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # hide TensorFlow's start-up INFO lines
+
+
+def _shape(value: Optional[str]) -> Optional[Tuple[int, ...]]:
+    if value is None:
+        return None
+    try:
+        return tuple(int(v) for v in value.replace("x", ",").split(","))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a shape such as 28,28,1") from None
+
+
+def _fmt(value, spec=".1f", missing="-"):
+    return missing if value is None else format(value, spec)
+
+
+def list_command(cost: bool) -> None:
+    """Registered models: family, default input, paper results, published weights."""
+    from zoo import complexity, registry
+
+    head = f"{'model':<14} {'family':<12} {'input':<13} {'paper top-1/top-5':<22} {'weights':<16}"
+    if cost:
+        head += f" {'BOPs':>9} {'FLOPs':>9} {'OPs':>9} {'Mbit':>7}"
+    click.echo(head)
+    click.echo("-" * len(head))
+    for spec in registry.list_models():
+        reported = next((r for r in spec.reported if r.source == "paper"), None)
+        paper = f"{reported.dataset} {_fmt(reported.top1)}/{_fmt(reported.top5)}" if reported else "-"
+        shape = "x".join(str(d) for d in spec.default_input_shape)
+        row = f"{spec.name:<14} {spec.family:<12} {shape:<13} {paper:<22} {', '.join(spec.weights) or '-':<16}"
+        if cost:
+            c = complexity(spec.build())
+            row += f" {c.bops:>9.3g} {c.flops:>9.3g} {c.ops:>9.3g} {c.memory_mbit:>7.1f}"
+        click.echo(row)
+
+
+def summary_command(model: str, input_shape, num_classes, weights, per_layer: bool) -> None:
+    """Per-layer and total cost of a model."""
+    from zoo import complexity, registry
+
+    spec = registry.get(model)
+    built = spec.build(input_shape=input_shape, num_classes=num_classes, weights=weights)
+    shape = "x".join(str(d) for d in built.input_shape[1:])
+    click.echo(f"{spec.name} ({spec.paper.short}), input {shape}, {built.output_shape[-1]} classes")
+    click.echo(complexity(built).table(per_layer=per_layer))
+
+
+def evaluate_command(target: str, weights, dataset: Optional[str], batch_size: int) -> None:
+    """Top-1 / top-5 on the dataset's full test split, and the model's cost."""
+    from zoo import complexity
+    from zoo.training.evaluation import evaluate, load_run_or_model
+
+    model, data = load_run_or_model(target, weights, dataset)
+    result = evaluate(model, data, batch_size)
+    cost = complexity(model)
+    click.echo(
+        f"{model.name} on {result['dataset']} test ({result['examples']:,} images): "
+        f"top-1 {result['top1']:.2%}, top-5 {result['top5']:.2%}\n"
+        f"BOPs {cost.bops:.4g}, FLOPs {cost.flops:.4g}, OPs {cost.ops:.4g}, "
+        f"params {cost.params:,}, memory {cost.memory_mbit:.3f} Mbit ({cost.memory_mb:.3f} MB)"
+    )
+
+
+def build_cli() -> click.Group:
+    """zookeeper's CLI group with every task registered, plus the zoo's commands."""
+    from zookeeper import cli
+
+    import zoo.training.experiments  # noqa: F401  (registers the Train* tasks)
+
+    if "list" in cli.commands:
+        return cli
+
+    @cli.command("list")
+    @click.option("--cost", is_flag=True, help="Also build each model and count its cost.")
+    def _list(cost):
+        """List the registered models."""
+        list_command(cost)
+
+    @cli.command("summary")
+    @click.argument("model")
+    @click.option("--input-shape", default=None, help="e.g. 28,28,1 (default: the model's).")
+    @click.option("--num-classes", default=None, type=int)
+    @click.option("--weights", default=None, help="A published tag or a weights file.")
+    @click.option("--totals", is_flag=True, help="Only the totals, no per-layer table.")
+    def _summary(model, input_shape, num_classes, weights, totals):
+        """BOPs, FLOPs, OPs, parameters and memory of MODEL."""
+        summary_command(model, _shape(input_shape), num_classes, weights, not totals)
+
+    @cli.command("evaluate")
+    @click.argument("target")
+    @click.option("--weights", default=None, help="With a MODEL: a published tag or a weights file.")
+    @click.option("--dataset", default=None, help="FashionMNIST, Cifar10 or ImageNet.")
+    @click.option("--batch-size", default=256, type=int)
+    def _evaluate(target, weights, dataset, batch_size):
+        """Evaluate a training run's output directory, or MODEL with --weights."""
+        evaluate_command(target, weights, dataset, batch_size)
+
+    return cli
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the `zoo` console script."""
+    group = build_cli()
+    try:
+        group.main(args=list(argv) if argv is not None else None, prog_name="zoo", standalone_mode=False)
+        return 0
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        return 1
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except (ValueError, TypeError, FileNotFoundError, KeyError) as e:
+        if os.environ.get("ZOO_DEBUG"):
+            raise
+        message = e.args[0] if isinstance(e, KeyError) and e.args else e
+        click.secho(f"zoo: error: {message}", err=True, fg="red")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""Cost of a model counted the way BNN papers do (see docs/complexity.md).
+
+- BOPs: binary multiply-accumulates (1-bit weights x 1-bit activations).
+- FLOPs: full-precision multiply-accumulates (stem, real shortcuts, classifier; a
+  convolution with 1-bit weights but real activations counts here too).
+- OPs = BOPs / 64 + FLOPs.
+- Memory: 1 bit per binary weight, 32 bits per other parameter, in Mbit (1e6 bits).
+  Batch normalization counts two numbers per channel (at inference it folds into one
+  scale and one offset), the in-model input normalization counts nothing, and
+  pooling, additions and activations cost nothing.
+
+Counting uses larq's own per-layer profile (`larq.models.LayerProfile`): MACs are
+kernel elements times output pixels, at the precision of the layer's input and kernel
+quantizers, so grouped convolutions are counted per group.
+"""
+from dataclasses import dataclass
+from typing import Iterator, Tuple
+
+import larq as lq
+import tensorflow as tf
+
+NOT_COUNTED = (tf.keras.layers.Normalization, tf.keras.layers.Rescaling)
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """Cost of one layer."""
+
+    name: str
+    kind: str
+    output_shape: Tuple
+    bops: int
+    flops: int
+    binary_params: int
+    float_params: int
+
+    @property
+    def memory_mbit(self) -> float:
+        return (self.binary_params + 32 * self.float_params) / 1e6
+
+
+@dataclass(frozen=True)
+class Complexity:
+    """Totals and the per-layer table of a model's cost."""
+
+    layers: Tuple[LayerCost, ...]
+
+    @property
+    def bops(self) -> int:
+        return sum(layer.bops for layer in self.layers)
+
+    @property
+    def flops(self) -> int:
+        return sum(layer.flops for layer in self.layers)
+
+    @property
+    def ops(self) -> float:
+        return self.bops / 64 + self.flops
+
+    @property
+    def binary_params(self) -> int:
+        return sum(layer.binary_params for layer in self.layers)
+
+    @property
+    def float_params(self) -> int:
+        return sum(layer.float_params for layer in self.layers)
+
+    @property
+    def params(self) -> int:
+        return self.binary_params + self.float_params
+
+    @property
+    def memory_mbit(self) -> float:
+        return sum(layer.memory_mbit for layer in self.layers)
+
+    @property
+    def memory_mb(self) -> float:
+        """Memory in megabytes (1e6 bytes)."""
+        return self.memory_mbit / 8
+
+    def as_dict(self) -> dict:
+        """Totals, for JSON records and tables."""
+        return dict(
+            bops=self.bops, flops=self.flops, ops=self.ops, binary_params=self.binary_params,
+            float_params=self.float_params, params=self.params, memory_mbit=self.memory_mbit,
+        )
+
+    def table(self, per_layer: bool = True) -> str:
+        """A plain-text table (per layer, then the totals)."""
+        head = f"{'layer':<34} {'kind':<14} {'output':<18} {'BOPs':>12} {'FLOPs':>12} {'bin params':>11} {'fp params':>10}"
+        rows = []
+        if per_layer:
+            rows += [head, "-" * len(head)]
+            rows += [
+                f"{l.name:<34} {l.kind:<14} {str(l.output_shape):<18} {l.bops:>12,} {l.flops:>12,} "
+                f"{l.binary_params:>11,} {l.float_params:>10,}"
+                for l in self.layers
+                if l.bops or l.flops or l.binary_params or l.float_params
+            ]
+            rows.append("-" * len(head))
+        rows += [
+            f"BOPs    {self.bops:.4g}   (binary multiply-accumulates)",
+            f"FLOPs   {self.flops:.4g}   (full-precision multiply-accumulates)",
+            f"OPs     {self.ops:.4g}   (BOPs / 64 + FLOPs)",
+            f"params  {self.params:,} ({self.binary_params:,} binary, {self.float_params:,} full precision)",
+            f"memory  {self.memory_mbit:.2f} Mbit = {self.memory_mb:.2f} MB",
+        ]
+        return "\n".join(rows)
+
+
+def _layers(model: tf.keras.Model) -> Iterator[tf.keras.layers.Layer]:
+    for layer in model.layers:
+        if isinstance(layer, tf.keras.Model):
+            yield from _layers(layer)
+        else:
+            yield layer
+
+
+def _kind(layer: tf.keras.layers.Layer, bops: int, flops: int) -> str:
+    if bops:
+        return "binary"
+    if flops:
+        return "full precision"
+    return type(layer).__name__
+
+
+def layer_cost(layer: tf.keras.layers.Layer) -> LayerCost:
+    """Cost of one (non-nested) layer."""
+    profile = lq.models.LayerProfile(layer)
+    shape = profile.output_shape
+    if isinstance(layer, NOT_COUNTED):
+        return LayerCost(layer.name, "preprocessing", shape, 0, 0, 0, 0)
+    bops = flops = 0
+    for op in profile.op_profiles:
+        if op.precision == 1:
+            bops += op.n
+        else:
+            flops += op.n
+    binary = profile.weight_count(bitwidth=1)
+    return LayerCost(
+        name=layer.name,
+        kind=_kind(layer, bops, flops),
+        output_shape=shape,
+        bops=bops,
+        flops=flops,
+        binary_params=binary,
+        float_params=profile.weight_count() - binary,
+    )
+
+
+def complexity(model: tf.keras.Model) -> Complexity:
+    """BOPs, FLOPs, OPs, parameters and memory of `model`, per layer and in total.
+
+    Arguments:
+        model: a built Keras model (nested models are counted layer by layer).
+
+    Returns:
+        A `Complexity` record: `.bops`, `.flops`, `.ops`, `.binary_params`,
+        `.float_params`, `.params`, `.memory_mbit`, `.memory_mb` and `.layers`.
+    """
+    return Complexity(tuple(layer_cost(layer) for layer in _layers(model)))

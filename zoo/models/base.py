@@ -1,0 +1,173 @@
+"""What every model factory of the zoo shares: the keras.applications arguments.
+
+A model is built by a zookeeper `@factory` (as in larq-zoo), so that every architecture
+knob is a `Field` a training task can override from the command line
+(`zoo TrainBiRealNet20 model.kernel_quantizer=ste_sign`). The public constructors
+(`zoo.BiRealNet18(...)`) are thin keyword-only functions around the factories.
+
+Input resolution, in order: an explicit `input_shape` / `input_tensor`, the published
+checkpoint's shape (`weights=<tag>`), the training task's dataset, the model's default.
+Models take images as stored (0-255) and normalize inside (`include_preprocessing`).
+"""
+from typing import Any, ClassVar, Optional, Sequence
+
+import tensorflow as tf
+from zookeeper import ComponentField, Field
+from zookeeper.tf import Dataset
+
+from zoo import registry, weights as weights_index
+from zoo.preprocessing import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
+
+
+def normalization(channels: int) -> tf.keras.layers.Layer:
+    """Maps pixel values 0-255 to roughly zero mean, unit variance.
+
+    RGB inputs use the ImageNet statistics; other channel counts map [0, 255] to [-1, 1].
+    """
+    if channels == 3:
+        mean, std = IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
+    else:
+        mean, std = (127.5,) * channels, (127.5,) * channels
+    return tf.keras.layers.Normalization(
+        mean=list(mean), variance=[s * s for s in std], name="preprocessing"
+    )
+
+
+def batch_norm(name: str) -> tf.keras.layers.BatchNormalization:
+    """The zoo's batch normalization (PyTorch's defaults, as the papers' code)."""
+    return tf.keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
+
+
+class ModelFactory:
+    """Fields shared by every model: the keras.applications arguments.
+
+    Subclasses set the class attributes `name`, and implement `features(x)` (the
+    network up to its last feature map) and may override `top(x)` (the classifier).
+    """
+
+    name: ClassVar[str]
+    min_input_size: ClassVar[int] = 32
+
+    # Given by a training task (zookeeper passes a parent's field of the same name).
+    dataset: Optional[Dataset] = ComponentField(allow_missing=True)
+
+    include_top: bool = Field(True)
+    weights: Optional[str] = Field(None)
+    input_shape: Optional[Sequence[Optional[int]]] = Field(None)
+    input_tensor: Optional[Any] = Field(None)
+    num_classes: Optional[int] = Field(None)
+    include_preprocessing: bool = Field(True)
+
+    @property
+    def spec(self) -> registry.ModelSpec:
+        return registry.get(self.name)
+
+    def features(self, x: tf.Tensor) -> tf.Tensor:
+        raise NotImplementedError
+
+    def top(self, x: tf.Tensor, num_classes: int) -> tf.Tensor:
+        """Global average pooling, a full-precision dense layer and softmax."""
+        x = tf.keras.layers.GlobalAveragePooling2D(name="pool")(x)
+        x = tf.keras.layers.Dense(num_classes, name="logits")(x)
+        return tf.keras.layers.Activation("softmax", dtype="float32", name="predictions")(x)
+
+    def _resolved(self):
+        """(checkpoint path, input shape, num_classes) after checking the arguments."""
+        spec = self.spec
+        path, entry = weights_index.resolve(self.name, self.weights, self.include_top, spec.task)
+        dataset = getattr(self, "dataset", None)
+        candidates = [
+            tuple(self.input_tensor.shape[1:]) if self.input_tensor is not None else None,
+            tuple(self.input_shape) if self.input_shape is not None else None,
+            entry.input_shape if entry else None,
+            tuple(dataset.input_shape) if dataset is not None else None,
+            spec.default_input_shape,
+        ]
+        shape = next(c for c in candidates if c is not None)
+        check_input_shape(self.name, shape, self.min_input_size)
+        if entry and tuple(entry.input_shape[-1:]) != tuple(shape[-1:]):
+            raise ValueError(
+                f'{self.name} weights="{entry.tag}" take {entry.input_shape[-1]}-channel '
+                f"images {entry.input_shape}; input_shape {shape} has {shape[-1]}. "
+                "Pass a matching input_shape or weights=None."
+            )
+        num_classes = next(
+            c
+            for c in (
+                self.num_classes,
+                entry.num_classes if entry else None,
+                dataset.num_classes if dataset is not None else None,
+                spec.default_num_classes,
+            )
+            if c is not None
+        )
+        if entry and self.include_top and num_classes != entry.num_classes:
+            raise ValueError(
+                f'{self.name} weights="{entry.tag}" classify {entry.num_classes} classes, '
+                f"not num_classes={num_classes}. Use include_top=False to put your own "
+                "classifier on the features, or weights=None."
+            )
+        return path, shape, num_classes
+
+    def build(self) -> tf.keras.Model:
+        path, shape, num_classes = self._resolved()
+        if self.input_tensor is not None:
+            inputs = self.input_tensor
+            if not tf.keras.backend.is_keras_tensor(inputs):
+                inputs = tf.keras.layers.Input(tensor=inputs, shape=shape)
+        else:
+            inputs = tf.keras.layers.Input(shape=shape, name="image")
+        x = normalization(shape[-1])(inputs) if self.include_preprocessing else inputs
+        x = self.features(x)
+        if self.include_top:
+            x = self.top(x, num_classes)
+        model_inputs = tf.keras.utils.get_source_inputs(inputs)
+        model = tf.keras.Model(model_inputs, x, name=self.name.lower())
+        if path is not None:
+            model.load_weights(str(path))
+        return model
+
+
+def check_input_shape(model: str, shape, min_size: int) -> None:
+    """Raises a ValueError naming the problem for an unusable input shape."""
+    if len(shape) != 3 or not shape[-1] or int(shape[-1]) < 1:
+        raise ValueError(
+            f"{model} takes images of shape (height, width, channels); got input_shape "
+            f"{tuple(shape)}. For grayscale images use (28, 28, 1), not (28, 28)."
+        )
+    small = [d for d in shape[:2] if d is not None and d < min_size]
+    if small:
+        raise ValueError(
+            f"{model} needs images of at least {min_size}x{min_size} pixels; got "
+            f"input_shape {tuple(shape)}. Resize the images or pick a model for small "
+            "inputs (the ResNet-20 variants take 28x28 and 32x32)."
+        )
+
+
+CONSTRUCTOR_DOC = """
+Arguments:
+    input_shape: (height, width, channels) of the input images, pixel values 0-255.
+        Defaults to the checkpoint's shape when `weights` is a published tag, else to
+        the model's default input.
+    input_tensor: an optional Keras tensor (the output of `tf.keras.layers.Input()`)
+        to use as the model's input.
+    weights: `None` (random initialisation), the tag of a published checkpoint
+        (`zoo weights list` shows them), or the path of a weights file.
+    include_top: whether to include the classifier (global pooling, dense, softmax);
+        without it the model returns the last feature map.
+    num_classes: number of classes of the classifier. Defaults to the checkpoint's,
+        else the model's default.
+
+Returns:
+    A `tf.keras.Model`.
+
+Raises:
+    ValueError: an unusable `input_shape`, or `weights` that are not published
+        (`zoo.weights.WeightsError`) or do not fit `input_shape` / `num_classes`.
+"""
+
+
+def keras_constructor(fn):
+    """Appends the shared Arguments / Returns / Raises section to a constructor."""
+    fn.__doc__ = (fn.__doc__ or "").rstrip() + "\n" + CONSTRUCTOR_DOC
+    return fn
