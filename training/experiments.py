@@ -131,7 +131,7 @@ def write_json(path: Path, record: dict) -> None:
 
 def save_atomically(model: tf.keras.Model, path: Path, weights_only: bool) -> None:
     """Saves weights (or the whole model, without optimizer) as h5, atomically."""
-    tmp = path.with_name(path.name.replace(".h5", ".tmp.h5"))
+    tmp = path.with_name(".tmp-" + path.name)  # same suffix: Keras picks the format by it
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Keras calls h5 "legacy"; it is what LCE/larq read
         if weights_only:
@@ -139,6 +139,10 @@ def save_atomically(model: tf.keras.Model, path: Path, weights_only: bool) -> No
         else:
             model.save(str(tmp), include_optimizer=False)
     os.replace(tmp, path)
+
+
+# The arguments of the running `zoo` command (set by zoo.cli.main), for metrics.json.
+COMMAND_LINE: List[str] = []
 
 
 class TrainTask:
@@ -278,7 +282,7 @@ class TrainTask:
             "pretrain_epochs": self.pretrain_epochs,
             "batch_size": self.batch_size,
             "wall_time_seconds": round(seconds, 1),
-            "command": "zoo " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+            "command": shlex.join(["zoo", *(COMMAND_LINE or sys.argv[1:])]),
             "git_commit": git_commit(),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, "
                        f"{len(tf.config.list_physical_devices('GPU'))} GPUs",

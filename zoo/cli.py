@@ -114,11 +114,34 @@ def build_cli() -> click.Group:
     return cli
 
 
+def explain(error: Exception) -> str:
+    """One line for a user error; zookeeper's configuration errors get the valid choices."""
+    import re
+
+    from zoo.training import datasets, experiments
+
+    message = str(error.args[0] if isinstance(error, KeyError) and error.args else error)
+    first = message.split("\n\n")[0].strip()
+    unknown = re.match(r"Key '([\w.]+)' does not correspond to any field of component '(\w+)'", first)
+    if unknown:
+        component = getattr(experiments, unknown.group(2), None)
+        fields = sorted(getattr(component, "__component_fields__", {}))
+        return (f"{first} Its settings: {', '.join(fields)}; set a nested one with a dotted "
+                "key, e.g. model.kernel_quantizer=ste_sign or optimizer.learning_rate=0.01.")
+    if re.match(r"Field 'dataset' of component '\w+' is annotated with type", first):
+        return f"{first} Datasets: {', '.join(datasets.DATASETS)}."
+    return first
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the `zoo` console script."""
     group = build_cli()
+    args = list(sys.argv[1:] if argv is None else argv)
+    from zoo.training import experiments
+
+    experiments.COMMAND_LINE[:] = args
     try:
-        group.main(args=list(argv) if argv is not None else None, prog_name="zoo", standalone_mode=False)
+        group.main(args=args, prog_name="zoo", standalone_mode=False)
         return 0
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
@@ -129,8 +152,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (ValueError, TypeError, FileNotFoundError, KeyError) as e:
         if os.environ.get("ZOO_DEBUG"):
             raise
-        message = e.args[0] if isinstance(e, KeyError) and e.args else e
-        click.secho(f"zoo: error: {message}", err=True, fg="red")
+        click.secho(f"zoo: error: {explain(e)}", err=True, fg="red")
         return 2
 
 

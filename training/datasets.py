@@ -1,0 +1,477 @@
+"""Datasets for training and evaluating the zoo's models (zookeeper components).
+
+Every dataset component provides, besides zookeeper's `Dataset` API
+(`train(decoders)`, `validation(decoders)`, `test(decoders)`, each returning a
+`(tf.data.Dataset, num_examples)` pair of `{"image", "label"}` elements):
+
+- `num_classes`, `input_shape` and `num_examples(split)`;
+- `decoders`: the tfds decoders to pass to `train()` / `validation()` / `test()`;
+- `preprocess(data, training)`: one element's image as a float32 tensor of shape
+  `input_shape`, values in [0, 255] (the models normalize), augmented when
+  `training` and the field `augment` are both true.
+
+`ImageClassification` is the matching zookeeper `Preprocessing` component.
+"""
+
+import gzip
+import os
+import struct
+from pathlib import Path
+from typing import Dict, Optional, Tuple, Type
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from zookeeper import ComponentField, Field, component
+from zookeeper.tf import Dataset, Preprocessing, TFDSDataset
+
+from zoo import preprocessing
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset is not on this machine; the message says how to get it."""
+
+
+class CorruptDatasetError(ValueError):
+    """A dataset file is unreadable or does not hold what it should."""
+
+
+def random_pad_crop_flip(
+    image: tf.Tensor, padding: int, shape: Tuple[int, int, int]
+) -> tf.Tensor:
+    """Training augmentation for small images: random horizontal flip, then zero
+    padding on every side and a random crop back to the original size.
+
+    Arguments:
+        image: an image tensor of shape `shape`.
+        padding: how many pixels of zeros to add on each side.
+        shape: the (height, width, channels) of the image and of the result.
+
+    Returns:
+        The augmented image, same shape and dtype as `image`.
+    """
+    image = tf.image.random_flip_left_right(image)
+    image = tf.pad(image, [[padding, padding], [padding, padding], [0, 0]])
+    return tf.image.random_crop(image, shape)
+
+
+class ImageDataset(Dataset):
+    """What the training tasks need from a dataset beyond zookeeper's `Dataset`.
+
+    Subclasses set `input_shape` and `augment_padding` (class attributes).
+    """
+
+    # Whether `preprocess(data, training=True)` augments the images.
+    augment: bool = Field(True)
+
+    input_shape: Tuple[int, int, int]
+    augment_padding: int
+
+    @property
+    def decoders(self) -> Optional[Dict[str, tfds.decode.Decoder]]:
+        """The tfds decoders to pass to `train()`, `validation()` and `test()`."""
+        return None
+
+    def preprocess(self, data: Dict[str, tf.Tensor], training: bool) -> tf.Tensor:
+        """The model input for one element.
+
+        Arguments:
+            data: one element of the dataset, `{"image": ..., "label": ...}`.
+            training: whether to apply the training augmentation (only done when
+                the field `augment` is true too).
+
+        Returns:
+            A float32 tensor of shape `input_shape`, values in [0, 255].
+        """
+        image = tf.cast(data["image"], tf.float32)
+        if training and self.augment:
+            image = random_pad_crop_flip(image, self.augment_padding, self.input_shape)
+        return tf.ensure_shape(image, self.input_shape)
+
+
+# --- Fashion-MNIST from the original IDX files ---
+
+DEBIAN_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+IDX_IMAGES_MAGIC = 2051
+IDX_LABELS_MAGIC = 2049
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+# File prefix and number of examples of each split.
+FASHION_MNIST_SPLITS = {"train": ("train", 60_000), "test": ("t10k", 10_000)}
+
+# Parsed splits per folder: {folder: {split: (images, labels)}}.
+_fashion_mnist_cache: Dict[Path, Dict[str, Tuple[np.ndarray, np.ndarray]]] = {}
+
+
+def _find_idx_file(folder: Path, name: str) -> Optional[Path]:
+    """`folder/name`, else `folder/name.gz`, else None."""
+    for path in (folder / name, folder / f"{name}.gz"):
+        if path.is_file():
+            return path
+    return None
+
+
+def read_idx(path: Path, magic: int) -> np.ndarray:
+    """Reads an IDX file of unsigned bytes (optionally gzipped).
+
+    Arguments:
+        path: the file.
+        magic: the expected magic number (2051 for images, 2049 for labels).
+
+    Returns:
+        A uint8 array with the dimensions given in the header.
+
+    Raises:
+        CorruptDatasetError: if the file cannot be read or its header or size is
+            not right.
+    """
+    try:
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as file:
+            raw = file.read()
+    except (OSError, EOFError) as error:
+        raise CorruptDatasetError(f"Cannot read {path}: {error}") from error
+    num_dims = magic & 0xFF
+    header_size = 4 + 4 * num_dims
+    if len(raw) < header_size:
+        raise CorruptDatasetError(f"{path} is truncated: only {len(raw)} bytes.")
+    (found_magic,) = struct.unpack(">i", raw[:4])
+    if found_magic != magic:
+        raise CorruptDatasetError(
+            f"{path} is not the expected IDX file: magic number {found_magic}, "
+            f"expected {magic}."
+        )
+    dims = struct.unpack(f">{num_dims}I", raw[4:header_size])
+    expected_size = header_size + int(np.prod(dims))
+    if len(raw) != expected_size:
+        raise CorruptDatasetError(
+            f"{path} is truncated or corrupted: {len(raw)} bytes, but its header "
+            f"(dimensions {dims}) requires {expected_size}."
+        )
+    return np.frombuffer(raw, np.uint8, offset=header_size).reshape(dims)
+
+
+def _read_fashion_mnist_split(
+    folder: Path, prefix: str, size: int
+) -> Tuple[np.ndarray, np.ndarray]:
+    """Reads and checks the images (size x 28 x 28) and balanced labels of a split."""
+    labels_path = _find_idx_file(folder, f"{prefix}-labels-idx1-ubyte")
+    images_path = _find_idx_file(folder, f"{prefix}-images-idx3-ubyte")
+    labels = read_idx(labels_path, IDX_LABELS_MAGIC)
+    num_classes = len(FASHION_MNIST_CLASSES)
+    if labels.shape != (size,):
+        raise CorruptDatasetError(
+            f"{labels_path} holds {labels.shape[0]} labels, expected {size}."
+        )
+    if labels.max() >= num_classes:
+        raise CorruptDatasetError(
+            f"{labels_path} holds label {labels.max()}, expected 0 to "
+            f"{num_classes - 1}."
+        )
+    counts = np.bincount(labels, minlength=num_classes)
+    if np.any(counts != size // num_classes):
+        raise CorruptDatasetError(
+            f"{labels_path} is not balanced: {counts.tolist()} examples per class, "
+            f"expected {size // num_classes} each."
+        )
+    images = read_idx(images_path, IDX_IMAGES_MAGIC)
+    if images.shape != (size, 28, 28):
+        raise CorruptDatasetError(
+            f"{images_path} holds images of shape {images.shape}, expected "
+            f"({size}, 28, 28)."
+        )
+    return images, labels
+
+
+def load_fashion_mnist(folder: Path) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+    """Reads and checks the four Fashion-MNIST IDX files of a folder (cached).
+
+    Arguments:
+        folder: the folder holding train-images-idx3-ubyte, train-labels-idx1-ubyte,
+            t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (each optionally .gz).
+
+    Returns:
+        `{"train": (images, labels), "test": (images, labels)}`: uint8 images of
+        shape (N, 28, 28) and uint8 labels of shape (N,).
+
+    Raises:
+        DatasetNotFoundError: if a file is missing.
+        CorruptDatasetError: if a file does not hold what it should.
+    """
+    folder = Path(folder).resolve()
+    if folder not in _fashion_mnist_cache:
+        names = [
+            f"{prefix}-{kind}"
+            for prefix, _ in FASHION_MNIST_SPLITS.values()
+            for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")
+        ]
+        missing = [name for name in names if _find_idx_file(folder, name) is None]
+        if missing:
+            raise DatasetNotFoundError(
+                f"Fashion-MNIST is missing from {folder}: no {', '.join(missing)} "
+                "(nor .gz). Install it with `sudo apt-get install "
+                "dataset-fashion-mnist` (files in "
+                f"{DEBIAN_FASHION_MNIST_DIR}), or download the four IDX files and "
+                "`export ZOO_DATA_DIR=/path/to/the/four/IDX/files` (or set the "
+                "field `dataset.data_dir`)."
+            )
+        _fashion_mnist_cache[folder] = {
+            split: _read_fashion_mnist_split(folder, prefix, size)
+            for split, (prefix, size) in FASHION_MNIST_SPLITS.items()
+        }
+    return _fashion_mnist_cache[folder]
+
+
+@component
+class FashionMNIST(ImageDataset):
+    """Fashion-MNIST (60,000 training and 10,000 test images of 28x28x1, 10
+    classes) read from the original IDX files.
+
+    The files are looked for in the field `data_dir`, else in `$ZOO_DATA_DIR`, else
+    in /usr/share/datasets/fashion-mnist (Debian's dataset-fashion-mnist). The
+    validation and test splits are both the 10,000 test images. Nothing is
+    shuffled here. Training augmentation: random flip, pad 2 and random crop.
+    """
+
+    data_dir: Optional[str] = Field(None)
+
+    input_shape = (28, 28, 1)
+    augment_padding = 2
+    class_names = FASHION_MNIST_CLASSES
+
+    @property
+    def folder(self) -> Path:
+        """The folder the IDX files are read from."""
+        return Path(
+            self.data_dir or os.environ.get("ZOO_DATA_DIR") or DEBIAN_FASHION_MNIST_DIR
+        )
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def num_examples(self, split: str) -> int:
+        """The number of examples of "train", "validation" or "test"."""
+        return FASHION_MNIST_SPLITS[self._file_split(split)][1]
+
+    @staticmethod
+    def _file_split(split: str) -> str:
+        if split not in ("train", "validation", "test"):
+            raise ValueError(
+                f"Unknown split '{split}': use 'train', 'validation' or 'test'."
+            )
+        return "train" if split == "train" else "test"
+
+    def _split(self, split: str) -> Tuple[tf.data.Dataset, int]:
+        images, labels = load_fashion_mnist(self.folder)[self._file_split(split)]
+        dataset = tf.data.Dataset.from_tensor_slices(
+            {"image": images[..., np.newaxis], "label": labels.astype(np.int64)}
+        )
+        return dataset, len(labels)
+
+    # The images are stored decoded: `decoders` are accepted and ignored.
+    def train(self, decoders=None) -> Tuple[tf.data.Dataset, int]:
+        return self._split("train")
+
+    def validation(self, decoders=None) -> Tuple[tf.data.Dataset, int]:
+        return self._split("validation")
+
+    def test(self, decoders=None) -> Tuple[tf.data.Dataset, int]:
+        return self._split("test")
+
+
+# --- TensorFlow Datasets: CIFAR-10, ImageNet ---
+
+
+class _TFDSImageDataset(ImageDataset, TFDSDataset):
+    """A TFDS dataset whose missing data raises a `DatasetNotFoundError`."""
+
+    def _load_kwargs(self) -> dict:
+        """The `tfds.load` arguments on how to get the data."""
+        return {"download": self.download}
+
+    def _not_found_hint(self) -> str:
+        """How to make the dataset available."""
+        return (
+            "Set `dataset.download=True` to download it (needs internet), or point "
+            "`dataset.data_dir` at a folder where it is prepared."
+        )
+
+    def load(self, split: str, decoders, shuffle: bool) -> tf.data.Dataset:
+        try:
+            dataset = tfds.load(
+                name=self.name,
+                split=split,
+                data_dir=self.data_dir,
+                decoders=decoders,
+                as_dataset_kwargs={"shuffle_files": shuffle},
+                **self._load_kwargs(),
+            )
+        except AssertionError as error:  # What tfds raises for missing data.
+            raise DatasetNotFoundError(
+                f"{self.__class__.__name__} ({self.name}) is not available: {error}\n"
+                f"{self._not_found_hint()}"
+            ) from error
+        # Loading may have prepared the dataset: forget split sizes read before.
+        vars(self).pop("_info", None)
+        return dataset
+
+    def num_examples(self, split: str) -> int:
+        try:
+            return super().num_examples(split)
+        except KeyError as error:  # The dataset info has no splits yet.
+            raise DatasetNotFoundError(
+                f"{self.__class__.__name__} ({self.name}) is not prepared, so the "
+                f"size of split '{split}' is unknown. {self._not_found_hint()}"
+            ) from error
+
+
+@component
+class Cifar10(_TFDSImageDataset):
+    """CIFAR-10 from TensorFlow Datasets (32x32x3, 10 classes).
+
+    Training augmentation: random flip, pad 4 and random crop.
+    """
+
+    name = Field("cifar10:3.*.*")
+    train_split = Field("train")
+    validation_split = Field("test")
+    test_split = Field("test")
+
+    input_shape = (32, 32, 3)
+    augment_padding = 4
+
+
+@component
+class ImageNet(_TFDSImageDataset):
+    """ILSVRC2012 (ImageNet) from TensorFlow Datasets, 224x224x3, 1000 classes.
+
+    ImageNet cannot be downloaded automatically: download ILSVRC2012_img_train.tar
+    and ILSVRC2012_img_val.tar from https://image-net.org and set the field
+    `manual_dir` (default `$IMAGENET_MANUAL_DIR`) to their folder; the first load
+    then prepares the dataset in `data_dir`. Images stay JPEG-encoded
+    (`decoders`) and are decoded and cropped by `preprocess`: a random crop and
+    flip for training, the center crop for evaluation.
+    """
+
+    name = Field("imagenet2012:5.*.*")
+    train_split = Field("train")
+    validation_split = Field("validation")
+    test_split = Field("validation")
+    manual_dir: Optional[str] = Field(lambda: os.environ.get("IMAGENET_MANUAL_DIR"))
+
+    input_shape = (preprocessing.IMAGENET_SIZE, preprocessing.IMAGENET_SIZE, 3)
+
+    @property
+    def decoders(self) -> Dict[str, tfds.decode.Decoder]:
+        return {"image": tfds.decode.SkipDecoding()}
+
+    def _load_kwargs(self) -> dict:
+        if not self.manual_dir:
+            return super()._load_kwargs()
+        config = tfds.download.DownloadConfig(manual_dir=self.manual_dir)
+        return {
+            "download": True,
+            "download_and_prepare_kwargs": {"download_config": config},
+        }
+
+    def _not_found_hint(self) -> str:
+        if self.manual_dir:
+            return (
+                f"Check that {self.manual_dir} holds ILSVRC2012_img_train.tar and "
+                "ILSVRC2012_img_val.tar."
+            )
+        return (
+            "ImageNet cannot be downloaded automatically: download "
+            "ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar from "
+            "https://image-net.org and pass `dataset.manual_dir=/path/to/ILSVRC2012 "
+            "tars` (or `export IMAGENET_MANUAL_DIR=...`) to prepare the dataset."
+        )
+
+    def preprocess(self, data: Dict[str, tf.Tensor], training: bool) -> tf.Tensor:
+        """The model input for one element (JPEG bytes or a decoded image).
+
+        Arguments:
+            data: one element of the dataset, `{"image": ..., "label": ...}`.
+            training: whether to apply the training augmentation (random crop and
+                flip; only done when the field `augment` is true too).
+
+        Returns:
+            A float32 tensor of shape (224, 224, 3), values in [0, 255].
+        """
+        image = data["image"]
+        size = preprocessing.IMAGENET_SIZE
+        augment = training and self.augment
+        encoded = image.dtype == tf.string  # The decoders skip decoding.
+        if augment:
+            crop = (
+                preprocessing.decode_and_random_crop
+                if encoded
+                else preprocessing.random_resized_crop
+            )
+        else:
+            crop = (
+                preprocessing.decode_and_center_crop
+                if encoded
+                else preprocessing.center_crop
+            )
+        image = crop(image, size)
+        if augment:
+            image = tf.image.random_flip_left_right(image)
+        return tf.ensure_shape(image, self.input_shape)
+
+
+# --- Preprocessing ---
+
+
+@component
+class ImageClassification(Preprocessing):
+    """Preprocessing of `(image, label)` pairs by the dataset's own `preprocess`.
+
+    Its `dataset` is the training task's (zookeeper passes a parent's field of the
+    same name down), and so are `decoders` and `input_shape` by default.
+    """
+
+    dataset: Dataset = ComponentField(allow_missing=True)
+    decoders = Field(lambda self: self.dataset.decoders)
+    input_shape = Field(lambda self: self.dataset.input_shape)
+
+    def input(self, data: Dict[str, tf.Tensor], training: bool) -> tf.Tensor:
+        return self.dataset.preprocess(data, training)
+
+    def output(self, data: Dict[str, tf.Tensor], training: bool) -> tf.Tensor:
+        return data["label"]
+
+
+DATASETS: Dict[str, Type[ImageDataset]] = {
+    "FashionMNIST": FashionMNIST,
+    "Cifar10": Cifar10,
+    "ImageNet": ImageNet,
+}
+
+
+def get_dataset(name: str) -> Type[ImageDataset]:
+    """The dataset component class called `name` (case-insensitive).
+
+    Arguments:
+        name: "FashionMNIST", "Cifar10" or "ImageNet".
+
+    Returns:
+        The component class (instantiate and configure it to use it).
+
+    Raises:
+        ValueError: for an unknown name.
+    """
+    for known, cls in DATASETS.items():
+        if known.lower() == name.lower():
+            return cls
+    raise ValueError(f"Unknown dataset '{name}'; valid names: {', '.join(DATASETS)}.")
