@@ -7,6 +7,7 @@ registry (`list_models`, `get_model_spec`), `complexity`, and ImageNet helpers
 from zoo import quantizers  # noqa: F401  (registers the quantizers with Larq)
 from zoo.complexity import Complexity, complexity
 from zoo.models.bireal import BiRealNet18, BiRealNet20, BiRealNet34, BiRealNet50
+from zoo.models.irnet import IRNetResNet18, IRNetResNet20, IRNetResNet34, IRNetVGGSmall
 from zoo.preprocessing import decode_predictions, preprocess_input
 from zoo.registry import ModelSpec, UnknownModelError, list_models
 from zoo.registry import get as get_model_spec
@@ -19,6 +20,10 @@ __all__ = [
     "BiRealNet34",
     "BiRealNet50",
     "Complexity",
+    "IRNetResNet18",
+    "IRNetResNet20",
+    "IRNetResNet34",
+    "IRNetVGGSmall",
     "ModelSpec",
     "UnknownModelError",
     "complexity",

@@ -7,14 +7,44 @@ import tensorflow as tf
 from zoo.models.base import batch_norm
 
 
-def real_projection(x: tf.Tensor, filters: int, strides: int, name: str) -> tf.Tensor:
-    """Bi-Real's downsampling shortcut: AvgPool(strides) -> full-precision 1x1 -> BN."""
-    if strides > 1:
+def real_projection(
+    x: tf.Tensor, filters: int, strides: int, name: str, avg_pool: bool = True
+) -> tf.Tensor:
+    """Full-precision downsampling shortcut: AvgPool(strides) -> 1x1 conv -> BN (Bi-Real),
+    or with `avg_pool=False` a strided 1x1 conv -> BN (IR-Net's ImageNet code)."""
+    if strides > 1 and avg_pool:
         x = tf.keras.layers.AvgPool2D(strides, strides, padding="same", name=f"{name}_pool")(x)
     x = tf.keras.layers.Conv2D(
-        filters, 1, use_bias=False, kernel_initializer="glorot_normal", name=f"{name}_conv"
+        filters, 1, strides=1 if avg_pool else strides, use_bias=False,
+        kernel_initializer="glorot_normal", name=f"{name}_conv",
     )(x)
     return batch_norm(f"{name}_bn")(x)
+
+
+@tf.keras.utils.register_keras_serializable(package="zoo")
+class HardTanh(tf.keras.layers.Layer):
+    """clip(x, -1, 1) as a layer (a plain function activation does not reload from h5)."""
+
+    def call(self, inputs):
+        return tf.clip_by_value(inputs, -1.0, 1.0)
+
+
+@tf.keras.utils.register_keras_serializable(package="zoo")
+class SubsampleZeroPad(tf.keras.layers.Layer):
+    """ResNet's parameter-free "option A" shortcut: x[:, ::s, ::s] with the new channels
+    zero-padded equally on both sides (as the CIFAR ResNets of He et al. and IR-Net)."""
+
+    def __init__(self, filters: int, strides: int = 2, **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.strides = filters, strides
+
+    def call(self, inputs):
+        x = inputs[:, :: self.strides, :: self.strides, :]
+        extra = self.filters - inputs.shape[-1]
+        return tf.pad(x, [[0, 0], [0, 0], [0, 0], [extra // 2, extra - extra // 2]])
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "strides": self.strides}
 
 
 def binary_conv_bn(
@@ -28,17 +58,13 @@ def binary_conv_bn(
     """QuantConv2D (no bias, 'same' padding) followed by batch normalization.
 
     `quantizers` holds QuantConv2D's `input_quantizer`, `kernel_quantizer` and
-    `kernel_constraint` (and any other QuantConv2D keyword, e.g. `pad_values`).
+    `kernel_constraint` (and any other QuantConv2D keyword, e.g. `pad_values` or
+    `kernel_initializer`, default glorot normal).
     """
+    options = {"kernel_initializer": "glorot_normal", **quantizers}
     x = lq.layers.QuantConv2D(
-        filters,
-        kernel_size,
-        strides=strides,
-        padding="same",
-        use_bias=False,
-        kernel_initializer="glorot_normal",
-        name=f"{name}_conv",
-        **quantizers,
+        filters, kernel_size, strides=strides, padding="same", use_bias=False,
+        name=f"{name}_conv", **options,
     )(x)
     return batch_norm(f"{name}_bn")(x)
 

@@ -8,7 +8,11 @@ layer's multiply-accumulates are binary (1) or full precision (32).
 
 Bi-Real Net's own quantizers are Larq's: `"approx_sign"` (activations) and
 `"magnitude_aware_sign"` (weights, per output channel, with `"weight_clip"`).
+IR-Net's are here: `"libra_pb_sign"` (weights) and `"ede_sign"` (activations).
 """
+import math
+from typing import Optional
+
 import larq as lq
 import tensorflow as tf
 
@@ -45,3 +49,149 @@ class LeakyClip(lq.quantizers.Quantizer):
     def call(self, inputs):
         clipped = tf.clip_by_value(inputs, -1.0, 1.0)
         return clipped + 0.1 * (inputs - clipped)
+
+
+# -- IR-Net (Qin et al., CVPR 2020) ---------------------------------------------------
+T_MIN, T_MAX = 0.1, 10.0  # the paper's EDE range
+
+
+def ede_t_k(progress: float, t_min: float = T_MIN, t_max: float = T_MAX):
+    """EDE's (t, k) at training progress p in [0, 1].
+
+    t = T_min * 10^(p * log10(T_max / T_min)),  k = max(1 / t, 1).
+    On CIFAR p = epoch / epochs (epoch counted from 0); on ImageNet p = step / steps.
+    """
+    t = t_min * 10 ** (progress * math.log10(t_max / t_min))
+    return t, max(1.0 / t, 1.0)
+
+
+def ede_sign(x: tf.Tensor, t, k) -> tf.Tensor:
+    """sign(x) forward (sign(0) = +1); backward k * t * (1 - tanh(t x)^2), no clipping."""
+    t, k = tf.convert_to_tensor(t, x.dtype), tf.convert_to_tensor(k, x.dtype)
+
+    @tf.custom_gradient
+    def _call(x):
+        def grad(dy):
+            return dy * k * t * (1.0 - tf.square(tf.tanh(t * x)))
+
+        return lq.math.sign(x), grad
+
+    return _call(x)
+
+
+@lq.utils.register_keras_custom_object
+class EDESchedule(tf.keras.layers.Layer):
+    """EDE's t and k as non-trainable tf.Variables, shared by a model's EDE quantizers.
+
+    A model factory makes one and hands it to every `EDESign` / `LibraPBSign`, so one
+    schedule drives weights and activations alike; the training callback
+    (`zoo.training.callbacks.EDEUpdate`) assigns it. A quantizer built without one (for
+    instance after `load_model`) makes its own; the callback updates every schedule it
+    finds in a model.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        t, k = ede_t_k(0.0)
+        self.t = self.add_weight("t", shape=(), initializer=tf.constant_initializer(t), trainable=False)
+        self.k = self.add_weight("k", shape=(), initializer=tf.constant_initializer(k), trainable=False)
+
+    def assign(self, t: float, k: float) -> None:
+        self.t.assign(t)
+        self.k.assign(k)
+
+    def call(self, inputs):
+        return inputs
+
+
+class _Untracked:
+    """Holds an object without Keras tracking it (its variables stay out of `weights`)."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+class _EDEQuantizer(lq.quantizers.Quantizer):
+    """A binary quantizer whose backward pass reads a (shared) `EDESchedule`.
+
+    The schedule is training state, not a weight of the model: it is kept out of the
+    layer's weights (so h5 files and `get_weights()` are the same with or without
+    EDE), and the callback recomputes it from the epoch or step when a run resumes.
+    """
+
+    precision = 1
+
+    def __init__(self, schedule: Optional[EDESchedule] = None, **kwargs):
+        super().__init__(**kwargs)
+        self._schedule = _Untracked(schedule)
+
+    @property
+    def schedule(self) -> EDESchedule:
+        if self._schedule.value is None:
+            self._schedule.value = EDESchedule(name=f"{self.name}_schedule")
+        return self._schedule.value
+
+    def get_config(self):
+        # The shared schedule is state, not configuration: a deserialized quantizer
+        # makes its own, which the EDE callback finds and drives like any other.
+        return super().get_config()
+
+
+@lq.utils.register_alias("ede_sign")
+@lq.utils.register_keras_custom_object
+class EDESign(_EDEQuantizer):
+    r"""IR-Net's Error Decay Estimator on sign (activations, or weights without Libra-PB).
+
+    Forward: sign(x). Backward: dq/dx = k t (1 - tanh^2(t x)), the derivative of
+    k tanh(t x), with t growing from T_min to T_max during training and
+    k = max(1/t, 1): at first close to the identity, at the end close to sign.
+
+    References:
+        - Qin et al., Forward and Backward Information Retention for Accurate Binary
+          Neural Networks (IR-Net), CVPR 2020, Section 3.2.
+    """
+
+    def call(self, inputs):
+        return ede_sign(inputs, self.schedule.t, self.schedule.k)
+
+
+@lq.utils.register_alias("libra_pb_sign")
+@lq.utils.register_keras_custom_object
+class LibraPBSign(_EDEQuantizer):
+    r"""IR-Net's Libra Parameter Binarization of weights, per output channel c.
+
+        w_hat = w - mean_c(w);  w_std = w_hat / std_c(w_hat)   (unbiased std, as the
+        official code's torch.std);  s_c = 2^round(log2(mean_c |w_std|)) (stop-gradient);
+        Q(w) = s_c * sign(w_std).
+
+    The gradient flows through the balancing and standardization (mean and std are
+    not stop-gradiented) and through the sign by EDE (`estimator="ede"`), or by the
+    straight-through identity (`estimator="ste"`, the ablation without EDE). The
+    scale s_c is an integer power of two, so it is a bit shift at inference.
+
+    References:
+        - Qin et al., IR-Net, CVPR 2020, Section 3.1 (Libra-PB).
+    """
+
+    def __init__(self, schedule: Optional[EDESchedule] = None, estimator: str = "ede", **kwargs):
+        if estimator not in ("ede", "ste"):
+            raise ValueError(f"estimator must be 'ede' or 'ste', not {estimator!r}.")
+        super().__init__(schedule, **kwargs)
+        self.estimator = estimator
+
+    def call(self, inputs):
+        axes = list(range(len(inputs.shape) - 1))  # all but the output channels
+        n = tf.cast(tf.reduce_prod(tf.shape(inputs)[:-1]), inputs.dtype)
+        balanced = inputs - tf.reduce_mean(inputs, axis=axes, keepdims=True)
+        variance = tf.reduce_sum(tf.square(balanced), axis=axes, keepdims=True) / (n - 1.0)
+        standardized = balanced / tf.sqrt(variance + 1e-12)
+        mean_abs = tf.reduce_mean(tf.abs(standardized), axis=axes, keepdims=True)
+        scale = tf.stop_gradient(tf.pow(2.0, tf.round(tf.math.log(mean_abs) / math.log(2.0))))
+        if self.estimator == "ede":
+            signs = ede_sign(standardized, self.schedule.t, self.schedule.k)
+        else:
+            signs = lq.quantizers.ste_sign(standardized, clip_value=None)
+        return scale * signs
+
+    def get_config(self):
+        return {**super().get_config(), "estimator": self.estimator}

@@ -33,6 +33,12 @@ def normalization(channels: int) -> tf.keras.layers.Layer:
     )
 
 
+def classifier(x: tf.Tensor, num_classes: int) -> tf.Tensor:
+    """A full-precision dense layer and softmax (in float32 under mixed precision)."""
+    x = tf.keras.layers.Dense(num_classes, name="logits")(x)
+    return tf.keras.layers.Activation("softmax", dtype="float32", name="predictions")(x)
+
+
 def batch_norm(name: str) -> tf.keras.layers.BatchNormalization:
     """The zoo's batch normalization (PyTorch's defaults, as the papers' code)."""
     return tf.keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
@@ -66,10 +72,8 @@ class ModelFactory:
         raise NotImplementedError
 
     def top(self, x: tf.Tensor, num_classes: int) -> tf.Tensor:
-        """Global average pooling, a full-precision dense layer and softmax."""
-        x = tf.keras.layers.GlobalAveragePooling2D(name="pool")(x)
-        x = tf.keras.layers.Dense(num_classes, name="logits")(x)
-        return tf.keras.layers.Activation("softmax", dtype="float32", name="predictions")(x)
+        """Global average pooling, then the classifier."""
+        return classifier(tf.keras.layers.GlobalAveragePooling2D(name="pool")(x), num_classes)
 
     def _resolved(self):
         """(checkpoint path, input shape, num_classes) after checking the arguments."""
