@@ -147,3 +147,17 @@ def test_imagenet_task_on_mock_data(tmp_path, monkeypatch):
     assert metrics["model"] == "BiRealNet18" and metrics["input_shape"] == [224, 224, 3]
     assert metrics["num_classes"] == 1000 and metrics["test_examples"] == 4
     assert history_epochs(tmp_path / "history.csv") == [0]
+
+
+def test_resumed_irnet_run_continues_the_ede_schedule(tmp_path):
+    from zoo.quantizers import ede_t_k
+    from zoo.training.experiments import TrainIRNetResNet20
+
+    with pytest.raises(Interrupted):
+        make(TrainIRNetResNet20, tmp_path, epochs=3, callbacks=[InterruptAfter(epoch=0)]).run()
+    make(TrainIRNetResNet20, tmp_path, epochs=3).run()
+    with open(tmp_path / "history.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
+    expected = [ede_t_k(e / 3) for e in range(3)]
+    np.testing.assert_allclose([(float(r["ede_t"]), float(r["ede_k"])) for r in rows], expected, rtol=1e-6)

@@ -41,7 +41,14 @@ from zoo.models.bireal import (
     BiRealNet34Factory,
     BiRealNet50Factory,
 )
-from zoo.training.callbacks import EpochTimer
+from zoo.models.irnet import (
+    IRNetResNet18Factory,
+    IRNetResNet20Factory,
+    IRNetResNet34Factory,
+    IRNetVGGSmallFactory,
+)
+from zoo.quantizers import T_MAX, T_MIN
+from zoo.training.callbacks import EDEUpdate, EpochTimer, ede_schedules
 from zoo.training.datasets import FashionMNIST, ImageClassification, ImageNet
 from zoo.training.evaluation import batches, evaluate
 
@@ -52,7 +59,8 @@ class Optimizer:
 
     `schedule` is one of "constant", "linear" (to 0 over the stage), "cosine" (to 0
     over the stage) or "steps" (multiply by `decay_factor` at each of `decay_epochs`).
-    `weight_decay` is Keras' decoupled weight decay.
+    With `warmup_epochs > 0` the rate first rises linearly from `warmup_from` to
+    `learning_rate`. `weight_decay` is Keras' decoupled weight decay.
     """
 
     name: str = Field("adam")
@@ -63,6 +71,8 @@ class Optimizer:
     schedule: str = Field("linear")
     decay_epochs: Sequence[int] = Field(())
     decay_factor: float = Field(0.1)
+    warmup_epochs: float = Field(0.0)
+    warmup_from: float = Field(0.0)
 
     def learning_rate_schedule(self, steps_per_epoch: int, epochs: int):
         lr, total = self.learning_rate, max(1, steps_per_epoch * epochs)
@@ -83,6 +93,8 @@ class Optimizer:
 
     def build(self, steps_per_epoch: int, epochs: int) -> tf.keras.optimizers.Optimizer:
         lr = self.learning_rate_schedule(steps_per_epoch, epochs)
+        if self.warmup_epochs > 0:
+            lr = WarmUp(self.warmup_from, lr, int(self.warmup_epochs * steps_per_epoch))
         wd = self.weight_decay or None
         if self.name == "adam":
             return tf.keras.optimizers.Adam(lr, weight_decay=wd)
@@ -91,6 +103,26 @@ class Optimizer:
                 lr, momentum=self.momentum, nesterov=self.nesterov, weight_decay=wd
             )
         raise ValueError(f"Unknown optimizer {self.name!r}; use adam or sgd (optimizer.name=sgd).")
+
+
+@tf.keras.utils.register_keras_serializable(package="zoo")
+class WarmUp(tf.keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up from `start` to the schedule's value over `steps`, then the schedule."""
+
+    def __init__(self, start: float, schedule, steps: int):
+        self.start, self.schedule, self.steps = start, schedule, max(1, steps)
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        target = self.schedule(step) if callable(self.schedule) else tf.constant(self.schedule, tf.float32)
+        warm = self.start + (target - self.start) * step / self.steps
+        return tf.where(step < self.steps, warm, target)
+
+    def get_config(self):
+        schedule = self.schedule
+        if isinstance(schedule, tf.keras.optimizers.schedules.LearningRateSchedule):
+            schedule = tf.keras.optimizers.schedules.serialize(schedule)
+        return {"start": self.start, "schedule": schedule, "steps": self.steps}
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
@@ -162,6 +194,12 @@ class TrainTask:
     pretrain_model: tf.keras.Model = ComponentField(allow_missing=True)
     pretrain_optimizer: Optimizer = ComponentField(Optimizer)
 
+    # IR-Net's Error Decay Estimator, driven for any model with EDE quantizers: t from
+    # ede_t_min to ede_t_max, per epoch (None) or every ede_update_every steps.
+    ede_t_min: float = Field(T_MIN)
+    ede_t_max: float = Field(T_MAX)
+    ede_update_every: Optional[int] = Field(None)
+
     strategy: str = Field("default")
     seed: int = Field(0)
     shuffle_buffer: int = Field(60_000)
@@ -192,9 +230,11 @@ class TrainTask:
             ],
         )
 
-    def stage_callbacks(self, stage_dir: Path) -> List[tf.keras.callbacks.Callback]:
-        """Timer first, then the loggers, then the backup; the user's callbacks last."""
+    def stage_callbacks(self, model: tf.keras.Model, stage_dir: Path) -> List[tf.keras.callbacks.Callback]:
+        """EDE and the timer first, then the loggers, the backup, the user's callbacks."""
+        ede = [EDEUpdate(self.ede_t_min, self.ede_t_max, self.ede_update_every)] if ede_schedules(model) else []
         return [
+            *ede,
             EpochTimer(),
             tf.keras.callbacks.CSVLogger(str(stage_dir / "history.csv"), append=True),
             tf.keras.callbacks.TensorBoard(str(stage_dir / "logs"), write_graph=False, profile_batch=0),
@@ -225,7 +265,7 @@ class TrainTask:
               + complexity(model).table(per_layer=False))
         model.fit(
             train, epochs=epochs, steps_per_epoch=steps, validation_data=validation,
-            validation_steps=self.validation_steps, callbacks=self.stage_callbacks(stage_dir),
+            validation_steps=self.validation_steps, callbacks=self.stage_callbacks(model, stage_dir),
             verbose=1 if self.progress_bar else 2,
         )
         save_atomically(model, weights, weights_only=True)
@@ -376,3 +416,50 @@ class TrainBiRealNet20(TrainTask):
     model = ComponentField(BiRealNet20Factory)
     pretrain_model = ComponentField(BiRealNet20Factory, **REAL_VALUED)
     epochs = Field(30)
+
+
+# -- IR-Net -----------------------------------------------------------------------------
+class TrainIRNetImageNet(TrainTask):
+    """IR-Net on ImageNet, the official recipe: global batch 2048, SGD (Nesterov,
+    momentum 0.9, weight decay 1e-4), lr warmed up from 0.2 to 0.8 over 4 epochs, then
+    divided by 10 at epochs 30, 60 and 90 of 100; EDE refreshed every 100 steps."""
+
+    dataset = ComponentField(ImageNet)
+    epochs = Field(100)
+    batch_size = Field(2048)
+    optimizer = ComponentField(
+        Optimizer, name="sgd", nesterov=True, learning_rate=0.8, weight_decay=1e-4,
+        schedule="steps", decay_epochs=(30, 60, 90), warmup_epochs=4.0, warmup_from=0.2,
+    )
+    ede_update_every = Field(100)
+
+
+@task
+class TrainIRNetResNet18(TrainIRNetImageNet):
+    model = ComponentField(IRNetResNet18Factory)
+
+
+@task
+class TrainIRNetResNet34(TrainIRNetImageNet):
+    model = ComponentField(IRNetResNet34Factory)
+
+
+@task
+class TrainIRNetResNet20(TrainTask):
+    """IR-Net ResNet-20 on small images (default Fashion-MNIST), the official CIFAR
+    recipe: 400 epochs, batch 128, SGD momentum 0.9, lr 0.1, weight decay 1e-4, cosine
+    to 0; EDE per epoch. Ablations: model.libra_pb=False, model.ede=False."""
+
+    model = ComponentField(IRNetResNet20Factory)
+    epochs = Field(400)
+    optimizer = ComponentField(Optimizer, name="sgd", learning_rate=0.1, weight_decay=1e-4, schedule="cosine")
+
+
+@task
+class TrainIRNetVGGSmall(TrainIRNetResNet20):
+    """IR-Net VGG-Small, the official recipe: 300 epochs, batch 128, SGD momentum 0.9,
+    lr 0.007, weight decay 1e-4, cosine to 0; EDE per epoch."""
+
+    model = ComponentField(IRNetVGGSmallFactory)
+    epochs = Field(300)
+    optimizer = ComponentField(Optimizer, name="sgd", learning_rate=0.007, weight_decay=1e-4, schedule="cosine")

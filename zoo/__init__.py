@@ -4,7 +4,12 @@ Public API: the model constructors (keras.applications style, keyword-only), the
 registry (`list_models`, `get_model_spec`), `complexity`, and ImageNet helpers
 (`preprocess_input`, `decode_predictions`).
 """
-from zoo import quantizers  # noqa: F401  (registers the quantizers with Larq)
+import os
+
+# Hide TensorFlow's C++ start-up INFO lines (CPU features, oneDNN); a user's own setting wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
+from zoo import quantizers  # noqa: E402,F401  (registers the quantizers with Larq)
 from zoo.complexity import Complexity, complexity
 from zoo.models.bireal import BiRealNet18, BiRealNet20, BiRealNet34, BiRealNet50
 from zoo.models.irnet import IRNetResNet18, IRNetResNet20, IRNetResNet34, IRNetVGGSmall

@@ -14,8 +14,6 @@ from typing import Optional, Sequence, Tuple
 
 import click
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # hide TensorFlow's start-up INFO lines
-
 
 def _shape(value: Optional[str]) -> Optional[Tuple[int, ...]]:
     if value is None:

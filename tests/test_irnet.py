@@ -1,0 +1,198 @@
+"""IR-Net: Libra-PB and EDE against the paper's closed forms, the schedule, export."""
+import larq as lq
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import zoo
+from zoo import export
+from zoo.quantizers import EDESchedule, EDESign, LibraPBSign, ede_t_k
+from zoo.training.callbacks import EDEUpdate, ede_schedules
+
+
+def value_and_grad(fn, x, upstream):
+    x = tf.Variable(x)
+    with tf.GradientTape() as tape:
+        y = fn(x)
+        loss = tf.reduce_sum(y * upstream)
+    return y.numpy(), tape.gradient(loss, x).numpy()
+
+
+@pytest.mark.parametrize("t", [0.1, 0.5, 1.0, 3.0, 10.0])
+def test_ede_forward_is_sign_and_backward_the_derivative_of_k_tanh_tx(t):
+    k = max(1 / t, 1.0)
+    schedule = EDESchedule()
+    schedule.assign(t, k)
+    x = np.linspace(-3, 3, 121).astype("float32")
+    upstream = np.random.default_rng(0).normal(size=x.shape).astype("float32")
+    y, grad = value_and_grad(EDESign(schedule), x, upstream)
+    np.testing.assert_array_equal(y, np.where(x >= 0, 1.0, -1.0))
+    expected = upstream * k * t * (1 - np.tanh(t * x) ** 2)
+    np.testing.assert_allclose(grad, expected, rtol=1e-5, atol=1e-6 * k * t)  # float32 tanh
+    if t <= 1:
+        assert np.all(grad[np.abs(x) > 1] != 0)  # no clipping outside [-1, 1]
+
+
+def test_ede_schedule_formula():
+    assert ede_t_k(0.0) == pytest.approx((0.1, 10.0))
+    assert ede_t_k(0.5) == pytest.approx((1.0, 1.0))
+    assert ede_t_k(1.0) == pytest.approx((10.0, 1.0))
+    assert ede_t_k(0.25) == pytest.approx((0.1 * 10**0.5, 1 / (0.1 * 10**0.5)))
+    assert ede_t_k(0.5, t_min=1e-3, t_max=10.0) == pytest.approx((0.1, 10.0))
+
+
+def libra_reference(w):
+    """Libra-PB in NumPy: per output channel (last axis), unbiased std."""
+    axes = tuple(range(w.ndim - 1))
+    centered = w - w.mean(axis=axes, keepdims=True)
+    std = centered.std(axis=axes, keepdims=True, ddof=1)
+    standardized = centered / std
+    scale = 2.0 ** np.round(np.log2(np.abs(standardized).mean(axis=axes, keepdims=True)))
+    return standardized, std, scale
+
+
+@pytest.mark.parametrize("shape", [(3, 3, 8, 4), (16, 5)])
+def test_libra_pb_forward_balanced_signs_and_power_of_two_scale(shape):
+    rng = np.random.default_rng(1)
+    w = (rng.normal(0.3, 0.7, shape) * rng.uniform(0.1, 3, shape[-1])).astype("float32")
+    q = LibraPBSign()(w).numpy()
+    standardized, _, scale = libra_reference(w)
+    np.testing.assert_allclose(q, scale * np.where(standardized >= 0, 1, -1), rtol=1e-6)
+    # Balanced: the signs are those of w minus its channel mean, not of w.
+    assert np.any(np.sign(q) != np.sign(w))
+    exponents = np.log2(np.abs(q))
+    np.testing.assert_array_equal(exponents, np.round(exponents))
+
+
+def test_libra_pb_scale_below_one_for_a_peaked_channel():
+    # 95 weights at the mean and 5 far out: std ~ 2.2, mean |w_std| ~ 5 * 4.5 / 100 ~ 0.225,
+    # so s = 2^round(log2 0.225) = 2^-2.
+    w = np.concatenate([np.zeros(95), [10, -10, 9, -9, 11]]).astype("float32")
+    w += np.random.default_rng(2).normal(0, 1e-3, w.shape).astype("float32")
+    q = LibraPBSign()(w.reshape(-1, 1)).numpy()
+    assert np.allclose(np.abs(q), 0.25)
+
+
+@pytest.mark.parametrize("t", [0.1, 2.0])
+def test_libra_pb_gradient_flows_through_the_standardization(t):
+    """dL/dw = s (g - mean(g)) / std - s sum(g w_std) w_std / ((N - 1) std), g = u EDE'(w_std)."""
+    rng = np.random.default_rng(3)
+    w = rng.normal(0, 0.5, (3, 3, 4, 6)).astype("float32")
+    upstream = rng.normal(size=w.shape).astype("float32")
+    schedule = EDESchedule()
+    schedule.assign(t, max(1 / t, 1.0))
+    _, grad = value_and_grad(LibraPBSign(schedule), w, upstream)
+    standardized, std, scale = libra_reference(w)
+    axes, n = (0, 1, 2), 3 * 3 * 4
+    g = upstream * max(1 / t, 1.0) * t * (1 - np.tanh(t * standardized) ** 2)
+    expected = scale * (
+        (g - g.mean(axis=axes, keepdims=True)) / std
+        - (g * standardized).sum(axis=axes, keepdims=True) * standardized / ((n - 1) * std)
+    )
+    np.testing.assert_allclose(grad, expected, rtol=2e-4, atol=1e-6)
+
+
+def test_libra_pb_straight_through_variant_for_the_ablation():
+    w = np.random.default_rng(4).normal(size=(8, 3)).astype("float32")
+    upstream = np.ones_like(w)
+    _, grad = value_and_grad(LibraPBSign(estimator="ste"), w, upstream)
+    # With an identity gradient through the sign, a constant upstream cancels out.
+    np.testing.assert_allclose(grad, 0, atol=1e-5)
+    with pytest.raises(ValueError, match="estimator"):
+        LibraPBSign(estimator="tanh")
+
+
+@pytest.mark.parametrize("name, cls", [("ede_sign", EDESign), ("libra_pb_sign", LibraPBSign)])
+def test_quantizers_are_registered_and_serializable(name, cls):
+    layer = lq.layers.QuantConv2D(2, 3, input_quantizer="ede_sign", kernel_quantizer=name)
+    clone = lq.layers.QuantConv2D.from_config(layer.get_config())
+    assert isinstance(clone.kernel_quantizer, cls) and clone.kernel_quantizer.precision == 1
+    assert isinstance(lq.quantizers.get(name), cls)
+
+
+def test_one_schedule_drives_every_quantizer_of_a_model():
+    model = zoo.IRNetResNet20(input_shape=(28, 28, 1))
+    (schedule,) = ede_schedules(model)
+    convs = [l for l in model.layers if isinstance(l, lq.layers.QuantConv2D)]
+    assert len(convs) == 18
+    for conv in convs:
+        assert isinstance(conv.input_quantizer, EDESign) and isinstance(conv.kernel_quantizer, LibraPBSign)
+        assert conv.input_quantizer.schedule is schedule is conv.kernel_quantizer.schedule
+        assert conv.kernel_constraint is None
+    # The schedule is training state, not a model weight.
+    assert all("schedule" not in w.name for w in model.weights)
+
+
+def test_ablation_switches_and_real_activations():
+    ste = zoo.models.irnet.IRNetResNet20Factory(ede=False, libra_pb=False).build()
+    conv = ste.get_layer("stage1_block1_conv1_conv")
+    assert isinstance(conv.input_quantizer, lq.quantizers.SteSign)
+    assert isinstance(conv.kernel_quantizer, lq.quantizers.SteSign)
+    assert ede_schedules(ste) == []
+    real = zoo.IRNetResNet20(binary_activations=False)
+    assert real.get_layer("stage1_block1_conv1_conv").input_quantizer is None
+    cost = zoo.complexity(real)
+    assert cost.bops == 0 and cost.binary_params > 0
+
+
+def run_callback(model, epochs, steps, update_every=None):
+    callback = EDEUpdate(update_every=update_every)
+    seen = []
+
+    class Record(tf.keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            (schedule,) = ede_schedules(self.model)
+            seen.append((float(schedule.t), float(schedule.k)))
+
+    x = np.zeros((steps * 4, 28, 28, 1), "float32")
+    y = tf.one_hot(np.zeros(steps * 4, "int32"), 10)
+    model.compile("sgd", "categorical_crossentropy")
+    model.fit(x, y, batch_size=4, epochs=epochs, callbacks=[callback, Record()], verbose=0)
+    return seen
+
+
+def test_callback_sets_t_and_k_per_epoch():
+    seen = run_callback(zoo.IRNetResNet20(input_shape=(28, 28, 1)), epochs=4, steps=2)
+    expected = [ede_t_k(e / 4) for e in range(4) for _ in range(2)]
+    np.testing.assert_allclose(seen, expected, rtol=1e-6)
+
+
+def test_callback_sets_t_and_k_every_n_steps():
+    seen = run_callback(zoo.IRNetResNet20(input_shape=(28, 28, 1)), epochs=2, steps=3, update_every=2)
+    expected = [ede_t_k((s - s % 2) / 6) for s in range(6)]
+    np.testing.assert_allclose(seen, expected, rtol=1e-6)
+
+
+def randomize_batch_norm(model, seed=0):
+    """BN statistics like a trained net's, so no pre-activation sits exactly at a sign tie."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, tf.keras.layers.BatchNormalization):
+            shape = layer.gamma.shape
+            layer.set_weights([rng.uniform(0.5, 1.5, shape), rng.normal(0, 0.3, shape),
+                               rng.normal(0, 1, shape), rng.uniform(0.5, 2, shape)])
+
+
+def test_larq_compute_engine_converts_to_binary_ops_that_match_keras():
+    from zoo.training.evaluation import batches, make_dataset
+
+    model = zoo.IRNetResNet20(input_shape=(28, 28, 1))
+    randomize_batch_norm(model)
+    flatbuffer = export.convert(model)
+    ops = export.op_counts(flatbuffer)
+    assert ops["LceBconv2d"] == 18 and ops["LceQuantize"] == 18
+    assert ops["CONV_2D"] == 1  # only the full-precision stem
+    images, _ = next(iter(batches(make_dataset("FashionMNIST"), "test", False, 32)[0]))
+    ours = export.predict(flatbuffer, images.numpy())
+    keras = model(images, training=False).numpy()
+    np.testing.assert_allclose(ours, keras, atol=1e-4)
+    assert (ours.argmax(1) == keras.argmax(1)).all()
+
+
+def test_whole_model_round_trip_keeps_outputs(tmp_path):
+    model = zoo.IRNetVGGSmall(input_shape=(28, 28, 1))
+    x = np.random.default_rng(5).uniform(0, 255, (2, 28, 28, 1)).astype("float32")
+    model.save(tmp_path / "m.h5")
+    again = tf.keras.models.load_model(tmp_path / "m.h5")
+    np.testing.assert_allclose(again(x, training=False), model(x, training=False), atol=1e-6)
+    assert len(ede_schedules(again)) >= 1
