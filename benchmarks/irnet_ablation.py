@@ -31,7 +31,7 @@ def main() -> int:
     zoo = str(Path(sys.executable).with_name("zoo"))
     rows = []
     for name, libra_pb, ede in VARIANTS:
-        out = Path(args.runs) / f"libra_pb={libra_pb}-ede={ede}"
+        out = Path(args.runs) / f"{'libra_pb' if libra_pb else 'sign'}-{'ede' if ede else 'ste'}"
         command = [zoo, "TrainIRNetResNet20", "dataset=FashionMNIST", f"epochs={args.epochs}",
                    f"batch_size={args.batch_size}", f"model.libra_pb={libra_pb}",
                    f"model.ede={ede}", "progress_bar=False", f"output_dir={out}"]
