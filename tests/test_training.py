@@ -13,7 +13,7 @@ from zookeeper import configure
 
 from zoo.cli import main
 from zoo.quantizers import Clip
-from zoo.training.experiments import TrainBiRealNet18, TrainBiRealNet20
+from zoo.training.experiments import TrainBiRealNet20
 
 QUICK = dict(steps_per_epoch=4, validation_steps=2, batch_size=16, progress_bar=False)
 
@@ -140,10 +140,11 @@ def test_imagenet_task_on_mock_data(tmp_path, monkeypatch):
     from zoo.training.datasets import ImageNet
 
     monkeypatch.setattr(ImageNet, "num_examples", lambda self, split: 4)
+    argv = ["TrainBiRealNet18", "epochs=1", "pretrain_epochs=0", "steps_per_epoch=1",
+            "validation_steps=1", "batch_size=2", "progress_bar=False", f"output_dir={tmp_path}"]
     with tfds.testing.mock_data(num_examples=4):
-        task = make(TrainBiRealNet18, tmp_path, epochs=1, pretrain_epochs=0,
-                    steps_per_epoch=1, validation_steps=1, batch_size=2)
-        metrics = task.run()
+        assert main(argv) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["model"] == "BiRealNet18" and metrics["input_shape"] == [224, 224, 3]
     assert metrics["num_classes"] == 1000 and metrics["test_examples"] == 4
     assert history_epochs(tmp_path / "history.csv") == [0]

@@ -161,6 +161,8 @@ Arguments:
         without it the model returns the last feature map.
     num_classes: number of classes of the classifier. Defaults to the checkpoint's,
         else the model's default.
+    include_preprocessing: normalize the 0-255 input inside the model (default). Set
+        it to False to feed already-normalized images; the layer is not counted as cost.
 
 Returns:
     A `tf.keras.Model`.

@@ -164,25 +164,25 @@ class BiRealNet50Factory(BiRealNetFactory):
 
 
 @keras_constructor
-def BiRealNet18(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=None) -> tf.keras.Model:
+def BiRealNet18(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=None, include_preprocessing=True) -> tf.keras.Model:
     """Bi-Real Net 18: 16 binary 3x3 convolutions, each with a real shortcut (ImageNet)."""
     return BiRealNet18Factory(**locals()).build()
 
 
 @keras_constructor
-def BiRealNet34(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=None) -> tf.keras.Model:
+def BiRealNet34(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=None, include_preprocessing=True) -> tf.keras.Model:
     """Bi-Real Net 34: 32 binary 3x3 convolutions in stages of 6, 8, 12, 6 (ImageNet)."""
     return BiRealNet34Factory(**locals()).build()
 
 
 @keras_constructor
-def BiRealNet50(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=None) -> tf.keras.Model:
+def BiRealNet50(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=None, include_preprocessing=True) -> tf.keras.Model:
     """Bi-Real Net 50: bottlenecks with a real shortcut around each binary conv (ImageNet)."""
     return BiRealNet50Factory(**locals()).build()
 
 
 @keras_constructor
-def BiRealNet20(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=None) -> tf.keras.Model:
+def BiRealNet20(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=None, include_preprocessing=True) -> tf.keras.Model:
     """Bi-Real Net in the ResNet-20 layout (16/32/64 channels) for 28x28 or 32x32 images."""
     return BiRealNet20Factory(**locals()).build()
 

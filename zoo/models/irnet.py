@@ -181,7 +181,7 @@ class IRNetVGGSmallFactory(IRNetFactory):
 
 
 @keras_constructor
-def IRNetResNet18(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=None, binary_activations=True) -> tf.keras.Model:
+def IRNetResNet18(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=None, include_preprocessing=True, binary_activations=True) -> tf.keras.Model:
     """IR-Net ResNet-18: Libra-PB weights, EDE, Bi-Real-style blocks (ImageNet).
 
     `binary_activations=False` keeps activations real (1W/32A).
@@ -190,7 +190,7 @@ def IRNetResNet18(*, input_shape=None, input_tensor=None, weights=None, include_
 
 
 @keras_constructor
-def IRNetResNet34(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=None, binary_activations=True) -> tf.keras.Model:
+def IRNetResNet34(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=None, include_preprocessing=True, binary_activations=True) -> tf.keras.Model:
     """IR-Net ResNet-34: Libra-PB weights, EDE, Bi-Real-style blocks (ImageNet).
 
     `binary_activations=False` keeps activations real (1W/32A).
@@ -199,7 +199,7 @@ def IRNetResNet34(*, input_shape=None, input_tensor=None, weights=None, include_
 
 
 @keras_constructor
-def IRNetResNet20(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=None, binary_activations=True) -> tf.keras.Model:
+def IRNetResNet20(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=None, include_preprocessing=True, binary_activations=True) -> tf.keras.Model:
     """IR-Net ResNet-20 (CIFAR layout, option-A shortcuts) for 28x28 or 32x32 images.
 
     `binary_activations=False` keeps activations real (1W/32A).
@@ -208,7 +208,7 @@ def IRNetResNet20(*, input_shape=None, input_tensor=None, weights=None, include_
 
 
 @keras_constructor
-def IRNetVGGSmall(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=None, binary_activations=True) -> tf.keras.Model:
+def IRNetVGGSmall(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=None, include_preprocessing=True, binary_activations=True) -> tf.keras.Model:
     """IR-Net VGG-Small: five binary 3x3 convs between a real conv and a real dense.
 
     `binary_activations=False` keeps activations real (1W/32A).
