@@ -121,6 +121,8 @@ def _kind(layer: tf.keras.layers.Layer, bops: int, flops: int) -> str:
         return "binary"
     if flops:
         return "full precision"
+    if isinstance(layer, tf.keras.layers.BatchNormalization):
+        return "batch norm"
     return type(layer).__name__
 
 
