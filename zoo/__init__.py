@@ -12,6 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 from zoo import quantizers  # noqa: E402,F401  (registers the quantizers with Larq)
 from zoo.complexity import Complexity, complexity
 from zoo.models.bireal import BiRealNet18, BiRealNet20, BiRealNet34, BiRealNet50
+from zoo.models.groupnet import GroupNetResNet18, GroupNetResNet20, GroupNetResNet34, GroupNetResNet50
 from zoo.models.irnet import IRNetResNet18, IRNetResNet20, IRNetResNet34, IRNetVGGSmall
 from zoo.preprocessing import decode_predictions, preprocess_input
 from zoo.registry import ModelSpec, UnknownModelError, list_models
@@ -25,6 +26,10 @@ __all__ = [
     "BiRealNet34",
     "BiRealNet50",
     "Complexity",
+    "GroupNetResNet18",
+    "GroupNetResNet20",
+    "GroupNetResNet34",
+    "GroupNetResNet50",
     "IRNetResNet18",
     "IRNetResNet20",
     "IRNetResNet34",

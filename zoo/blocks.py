@@ -1,5 +1,5 @@
 """Blocks shared by the model families (one binary convolution with its real shortcut)."""
-from typing import Optional
+from typing import Callable, Optional
 
 import larq as lq
 import tensorflow as tf
@@ -87,3 +87,343 @@ def bireal_unit(
             shortcut = real_projection(x, filters, strides, f"{name}_shortcut")
     y = binary_conv_bn(x, filters, 3, strides, name, quantizers)
     return tf.keras.layers.Add(name=f"{name}_add")([y, shortcut])
+
+
+# -- Group-Net (Zhuang et al., CVPR 2019) ---------------------------------------------
+# A tensor of K "branch streams" holds the K bases' feature maps side by side on the
+# channel axis, shape (batch, height, width, K * C): base k owns channels [k*C, (k+1)*C).
+# The K convolutions of the bases become one grouped convolution (groups=K), whose
+# group k reads and writes exactly base k's channels; a batch normalization over K*C
+# channels is K per-base batch normalizations.
+
+
+@tf.keras.utils.register_keras_serializable(package="zoo")
+class GroupedQuantConv2D(lq.layers.QuantConv2D):
+    """`lq.layers.QuantConv2D` with `groups > 1` run as one plain convolution per group.
+
+    The same layer as larq's grouped QuantConv2D (arguments, config, one kernel of
+    shape (kh, kw, in / groups, filters), weights and cost), computed differently: the
+    input is split into `groups` channel slices, and each slice is quantized, padded
+    and convolved with its slice of the quantized kernel, then the results are
+    concatenated (bias and activation follow). Two measured reasons, TensorFlow 2.15
+    and Larq Compute Engine 0.16 on CPU:
+
+    - Keras compiles grouped convolutions with XLA, whose CPU forward and backward
+      pass was 25x slower than `groups` plain convolutions (and TensorFlow's own
+      grouped CPU kernel needs oneDNN);
+    - LCE converts a grouped binary convolution to `LceBconv2d` only with a multiple of
+      32 input channels per group, and its default kernel rejects grouped ones; every
+      per-group convolution here becomes an ordinary `LceBconv2d`.
+
+    Arguments:
+        As `lq.layers.QuantConv2D`; only `data_format="channels_last"` is supported
+        with `groups > 1`.
+
+    Returns:
+        The same outputs (and gradients) as `lq.layers.QuantConv2D`.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.groups > 1 and self.data_format != "channels_last":
+            raise ValueError("GroupedQuantConv2D with groups > 1 needs data_format='channels_last'.")
+
+    def call(self, inputs):
+        if self.groups == 1:
+            return super().call(inputs)
+        with lq.context.quantized_scope(True):
+            kernels = tf.split(tf.convert_to_tensor(self.kernel), self.groups, axis=-1)
+        outputs = []
+        for x, kernel in zip(tf.split(inputs, self.groups, axis=-1), kernels):
+            if self.input_quantizer:
+                x = self.input_quantizer(x)
+            padding = self.padding
+            if not self._is_native_padding:
+                x = tf.pad(x, self._get_padding_same(x), constant_values=self.pad_values)
+                padding = "valid"
+            outputs.append(tf.nn.convolution(
+                x, kernel, strides=self.strides, padding=padding.upper(), dilations=self.dilation_rate
+            ))
+        outputs = tf.concat(outputs, axis=-1)
+        if self.use_bias:
+            outputs = tf.nn.bias_add(outputs, self.bias)
+        return self.activation(outputs) if self.activation is not None else outputs
+
+
+def grouped_binary_conv(
+    x: tf.Tensor,
+    filters: int,
+    kernel_size: int,
+    strides: int,
+    num_bases: int,
+    name: str,
+    quantizers: dict,
+) -> tf.Tensor:
+    """The K bases' binary convolutions as one grouped QuantConv2D (`GroupedQuantConv2D`).
+
+    Binary inputs are padded with +1 (`pad_values=1.0`, the official code's padding).
+    The kernel starts as K independent Glorot-uniform kernels (the official code's
+    Xavier initialisation of each base's convolution): Keras would count the fused
+    layer's K*filters outputs in the fan, so the variance is rescaled to one base's fan.
+
+    Arguments:
+        x: branch streams, (batch, height, width, num_bases * channels).
+        filters: output channels of each base.
+        kernel_size: square kernel size.
+        strides: convolution stride.
+        num_bases: K, the number of bases (groups).
+        name: the layer's name is `{name}_conv`.
+        quantizers: QuantConv2D's `input_quantizer`, `kernel_quantizer` and
+            `kernel_constraint`.
+
+    Returns:
+        The branch streams, (batch, height', width', num_bases * filters).
+    """
+    fan_in = kernel_size * kernel_size * x.shape[-1] // num_bases
+    fan_out = kernel_size * kernel_size * filters
+    initializer = tf.keras.initializers.VarianceScaling(
+        (fan_in + num_bases * fan_out) / (fan_in + fan_out), "fan_avg", "uniform"
+    )
+    return GroupedQuantConv2D(
+        num_bases * filters, kernel_size, strides=strides, groups=num_bases,
+        padding="same", pad_values=1.0, use_bias=False, kernel_initializer=initializer,
+        name=f"{name}_conv", **quantizers,
+    )(x)
+
+
+def groupnet_conv_unit(
+    x: tf.Tensor,
+    filters: int,
+    kernel_size: int,
+    strides: int,
+    num_bases: int,
+    name: str,
+    quantizers: dict,
+) -> tf.Tensor:
+    """BN_k(ReLU(BinaryConv(sign(x_k)))) for every base k, Group-Net's order
+    conv -> ReLU -> BN (layers `{name}_conv`, `{name}_relu`, `{name}_bn`)."""
+    x = grouped_binary_conv(x, filters, kernel_size, strides, num_bases, name, quantizers)
+    x = tf.keras.layers.ReLU(name=f"{name}_relu")(x)
+    return batch_norm(f"{name}_bn")(x)
+
+
+def groupnet_shortcut(
+    x: tf.Tensor, filters: int, strides: int, num_bases: int, name: str, quantizers: dict
+) -> tf.Tensor:
+    """The residual of every base: x_k itself, or when the block changes the shape
+    Group-Net's binarized downsampling BN_ds(BinaryConv1x1_strided(sign(x_k)))
+    (layers `{name}_conv`, `{name}_bn`)."""
+    if strides == 1 and x.shape[-1] == num_bases * filters:
+        return x
+    x = grouped_binary_conv(x, filters, 1, strides, num_bases, name, quantizers)
+    return batch_norm(f"{name}_bn")(x)
+
+
+def groupnet_basic_block(
+    x: tf.Tensor,
+    filters: int,
+    strides: int,
+    num_bases: int,
+    name: str,
+    quantizers: Callable[[], dict],
+) -> tf.Tensor:
+    """One Group-Net "group": a ResNet basic block rebuilt from K binary bases.
+
+    For every base k, on its input x_k:
+
+        r   = x_k, or BN_ds(BinaryConv1x1_s(sign(x_k))) when the block downsamples
+        u_k = BN1_k(ReLU(BinaryConv3x3_s(sign(x_k)))) + r
+        y_k = BN2_k(ReLU(BinaryConv3x3(sign(u_k)))) + u_k
+
+    Arguments:
+        x: the K bases' inputs as branch streams, (batch, H, W, num_bases * channels).
+        filters: output channels of each base.
+        strides: stride of the first convolution (and of the downsampling).
+        num_bases: K.
+        name: prefix of the layer names (`{name}_conv1_conv`, `{name}_shortcut_bn`, ...).
+        quantizers: a function returning fresh QuantConv2D quantizer arguments.
+
+    Returns:
+        The K bases' outputs y_k as branch streams, (batch, H', W', num_bases * filters).
+    """
+    shortcut = groupnet_shortcut(x, filters, strides, num_bases, f"{name}_shortcut", quantizers())
+    u = groupnet_conv_unit(x, filters, 3, strides, num_bases, f"{name}_conv1", quantizers())
+    u = tf.keras.layers.Add(name=f"{name}_conv1_add")([u, shortcut])
+    y = groupnet_conv_unit(u, filters, 3, 1, num_bases, f"{name}_conv2", quantizers())
+    return tf.keras.layers.Add(name=f"{name}_conv2_add")([y, u])
+
+
+def groupnet_bottleneck_block(
+    x: tf.Tensor,
+    filters: int,
+    strides: int,
+    num_bases: int,
+    name: str,
+    quantizers: Callable[[], dict],
+    expansion: int = 4,
+) -> tf.Tensor:
+    """A ResNet bottleneck rebuilt from K binary bases (for Group-Net ResNet-50).
+
+    For every base k, with m = filters / expansion:
+
+        a_k = BN1_k(ReLU(BinaryConv1x1(sign(x_k))))       -> m channels
+        b_k = BN2_k(ReLU(BinaryConv3x3_s(sign(a_k))))     -> m channels, stride s
+        y_k = BN3_k(ReLU(BinaryConv1x1(sign(b_k)))) + r   -> filters channels
+
+    with r = x_k, or BN_ds(BinaryConv1x1_s(sign(x_k))) when the shape changes. Every
+    base has its own three binary convolutions; the stride sits on the 3x3 convolution
+    (torchvision's ResNet-50, the paper's full-precision reference).
+
+    Arguments:
+        x: the K bases' inputs as branch streams, (batch, H, W, num_bases * channels).
+        filters: output channels of each base (4x the bottleneck width).
+        strides: stride of the 3x3 convolution and of the downsampling.
+        num_bases: K.
+        name: prefix of the layer names.
+        quantizers: a function returning fresh QuantConv2D quantizer arguments.
+        expansion: ratio of output to bottleneck width.
+
+    Returns:
+        The K bases' outputs as branch streams, (batch, H', W', num_bases * filters).
+    """
+    mid = filters // expansion
+    shortcut = groupnet_shortcut(x, filters, strides, num_bases, f"{name}_shortcut", quantizers())
+    x = groupnet_conv_unit(x, mid, 1, 1, num_bases, f"{name}_conv1", quantizers())
+    x = groupnet_conv_unit(x, mid, 3, strides, num_bases, f"{name}_conv2", quantizers())
+    x = groupnet_conv_unit(x, filters, 1, 1, num_bases, f"{name}_conv3", quantizers())
+    return tf.keras.layers.Add(name=f"{name}_conv3_add")([x, shortcut])
+
+
+def _split_bases(x: tf.Tensor, num_bases: int):
+    return tf.split(x, num_bases, axis=-1) if num_bases > 1 else [x]
+
+
+def _repeat_bases(x: tf.Tensor, num_bases: int) -> tf.Tensor:
+    return tf.tile(x, [1, 1, 1, num_bases]) if num_bases > 1 else x
+
+
+@tf.keras.utils.register_keras_serializable(package="zoo")
+class RepeatBranches(tf.keras.layers.Layer):
+    """The same input for every base: Y repeated K times on the channel axis.
+
+    The first Group-Net block feeds the stem output to all K bases; without soft gates
+    every block's bases read the previous block's aggregate Y.
+
+    Arguments:
+        num_bases: K.
+
+    Returns:
+        (batch, H, W, C) -> (batch, H, W, K * C).
+    """
+
+    def __init__(self, num_bases: int, **kwargs):
+        super().__init__(**kwargs)
+        self.num_bases = num_bases
+
+    def call(self, inputs):
+        return _repeat_bases(inputs, self.num_bases)
+
+    def get_config(self):
+        return {**super().get_config(), "num_bases": self.num_bases}
+
+
+@tf.keras.utils.register_keras_serializable(package="zoo")
+class SoftGate(tf.keras.layers.Layer):
+    """Group-Net's soft connection between groups, one learnable scalar g per block:
+
+        x_k(l) = sigmoid(g) * y_k(l-1) + (1 - sigmoid(g)) * Y(l-1)
+
+    shared by the K bases. Called on `[branches, aggregate]`: the previous block's
+    branch streams y (batch, H, W, K*C) and its aggregate Y (batch, H, W, C).
+
+    Arguments:
+        num_bases: K.
+        gate_initializer: initializer of g; the official code's `torch.rand(1)`,
+            uniform in [0, 1), by default.
+
+    Returns:
+        The K bases' inputs as branch streams, (batch, H, W, K * C).
+    """
+
+    def __init__(self, num_bases: int, gate_initializer=None, **kwargs):
+        super().__init__(**kwargs)
+        self.num_bases = num_bases
+        self.gate_initializer = tf.keras.initializers.get(
+            gate_initializer or tf.keras.initializers.RandomUniform(0.0, 1.0)
+        )
+
+    def build(self, input_shape):
+        self.gate = self.add_weight("gate", shape=(), initializer=self.gate_initializer)
+        super().build(input_shape)
+
+    def call(self, inputs):
+        branches, aggregate = inputs
+        s = tf.cast(tf.sigmoid(self.gate), branches.dtype)
+        return s * branches + (1.0 - s) * _repeat_bases(aggregate, self.num_bases)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_bases": self.num_bases,
+            "gate_initializer": tf.keras.initializers.serialize(self.gate_initializer),
+        }
+
+
+AGGREGATIONS = ("scales", "mean")
+
+
+@tf.keras.utils.register_keras_serializable(package="zoo")
+class AggregateBranches(tf.keras.layers.Layer):
+    """The aggregate Y of a block's K bases.
+
+    - `"scales"` (conference version): Y = sum_k lambda_k y_k, one learnable,
+      unconstrained scalar per base;
+    - `"mean"` (journal version): Y = mean_k y_k.
+
+    Arguments:
+        num_bases: K.
+        aggregation: "scales" or "mean".
+        scale_initializer: initializer of the lambdas; the official code's
+            `torch.rand(1)` per base, uniform in [0, 1), by default.
+
+    Returns:
+        (batch, H, W, K * C) -> (batch, H, W, C).
+
+    Raises:
+        ValueError: for an unknown `aggregation`.
+    """
+
+    def __init__(self, num_bases: int, aggregation: str = "scales", scale_initializer=None, **kwargs):
+        if aggregation not in AGGREGATIONS:
+            raise ValueError(
+                f'aggregation must be "scales" (learnable lambda per base, the conference '
+                f'version) or "mean" (the journal version), not {aggregation!r}.'
+            )
+        super().__init__(**kwargs)
+        self.num_bases = num_bases
+        self.aggregation = aggregation
+        self.scale_initializer = tf.keras.initializers.get(
+            scale_initializer or tf.keras.initializers.RandomUniform(0.0, 1.0)
+        )
+
+    def build(self, input_shape):
+        if self.aggregation == "scales":
+            self.scales = self.add_weight(
+                "scales", shape=(self.num_bases,), initializer=self.scale_initializer
+            )
+        super().build(input_shape)
+
+    def call(self, inputs):
+        bases = _split_bases(inputs, self.num_bases)
+        if self.aggregation == "mean":
+            return tf.add_n(bases) / float(self.num_bases) if self.num_bases > 1 else bases[0]
+        scales = tf.cast(self.scales, inputs.dtype)
+        return tf.add_n([scales[k] * y for k, y in enumerate(bases)])
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_bases": self.num_bases,
+            "aggregation": self.aggregation,
+            "scale_initializer": tf.keras.initializers.serialize(self.scale_initializer),
+        }

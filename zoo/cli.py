@@ -32,16 +32,18 @@ def list_command(cost: bool) -> None:
     """Registered models: family, default input, paper results, published weights."""
     from zoo import complexity, registry
 
-    head = f"{'model':<14} {'family':<12} {'input':<13} {'paper top-1/top-5':<22} {'weights':<16}"
+    specs = registry.list_models()
+    w = max(len(spec.name) for spec in specs)
+    head = f"{'model':<{w}} {'family':<12} {'input':<13} {'paper top-1/top-5':<22} {'weights':<16}"
     if cost:
         head += f" {'BOPs':>9} {'FLOPs':>9} {'OPs':>9} {'Mbit':>7}"
     click.echo(head)
     click.echo("-" * len(head))
-    for spec in registry.list_models():
+    for spec in specs:
         reported = next((r for r in spec.reported if r.source == "paper"), None)
         paper = f"{reported.dataset} {_fmt(reported.top1)}/{_fmt(reported.top5)}" if reported else "-"
         shape = "x".join(str(d) for d in spec.default_input_shape)
-        row = f"{spec.name:<14} {spec.family:<12} {shape:<13} {paper:<22} {', '.join(spec.weights) or '-':<16}"
+        row = f"{spec.name:<{w}} {spec.family:<12} {shape:<13} {paper:<22} {', '.join(spec.weights) or '-':<16}"
         if cost:
             c = complexity(spec.build())
             row += f" {c.bops:>9.3g} {c.flops:>9.3g} {c.ops:>9.3g} {c.memory_mbit:>7.1f}"

@@ -195,3 +195,85 @@ class LibraPBSign(_EDEQuantizer):
 
     def get_config(self):
         return {**super().get_config(), "estimator": self.estimator}
+
+
+# -- Group-Net (Zhuang et al., CVPR 2019) ---------------------------------------------
+@lq.utils.register_alias("groupnet_weight_sign")
+@lq.utils.register_keras_custom_object
+class GroupNetWeightSign(lq.quantizers.Quantizer):
+    r"""Group-Net's weight binarization: sign(W) times one mean |W| per binary base.
+
+    Forward, for the kernel slice W_g of group g (the last axis, the output channels,
+    split into `groups` equal slices):
+
+        Q(W_g) = mean(|W_g|) * sign(W_g)      (sign(0) = +1, as Larq)
+
+    The official code binarizes each base's convolution with one scalar for the whole
+    layer. The zoo fuses the K bases of a Group-Net block into one grouped convolution
+    (`groups=K`), whose kernel holds the K bases' kernels side by side on the output
+    axis, so one scale per group is exactly one scale per base layer.
+
+    Backward: the identity, dQ/dW = 1, without clipping. The scale is a constant (it
+    gets no gradient), and the official code's backward returns the upstream gradient
+    unchanged (it is not multiplied by the scale either).
+
+    Arguments:
+        groups: the number of equal slices of the last (output) axis, each with its own
+            scale; the number of bases of a fused Group-Net convolution.
+
+    Returns:
+        The binarized kernel, of the input's shape.
+
+    References:
+        - Zhuang et al., Structured Binary Neural Networks for Accurate Image
+          Classification and Semantic Segmentation (Group-Net), CVPR 2019; official
+          code `new_layers.py` (`Q_W`).
+    """
+
+    precision = 1
+
+    def __init__(self, groups: int = 1, **kwargs):
+        if int(groups) < 1:
+            raise ValueError(f"groups must be a positive integer, not {groups!r}.")
+        super().__init__(**kwargs)
+        self.groups = int(groups)
+
+    def call(self, inputs):
+        groups = self.groups
+
+        @tf.custom_gradient
+        def _binarize(w):
+            channels = w.shape[-1]
+            if channels % groups:
+                raise ValueError(
+                    f"GroupNetWeightSign(groups={groups}) needs a kernel whose last axis "
+                    f"divides into {groups} slices; got shape {tuple(w.shape)}."
+                )
+            sliced = tf.reshape(w, [-1, groups, channels // groups])
+            scale = tf.reduce_mean(tf.abs(sliced), axis=[0, 2], keepdims=True)
+            binary = tf.reshape(lq.math.sign(sliced) * scale, tf.shape(w))
+            return binary, lambda dy: dy
+
+        return _binarize(inputs)
+
+    def get_config(self):
+        return {**super().get_config(), "groups": self.groups}
+
+
+@lq.utils.register_alias("tanh")
+@lq.utils.register_keras_custom_object
+class Tanh(lq.quantizers.Quantizer):
+    r"""Full-precision stand-in for the activation sign: tanh(x).
+
+    Stage 1 of Group-Net's recipe pre-trains the same K-base network with real weights
+    and tanh in place of every activation sign; its gradient is 1 - tanh(x)^2.
+
+    References:
+        - Zhuang et al., Group-Net, CVPR 2019; official code `model.py`
+          (`quan_activations` with 32 bits) and `pretrain.py`.
+    """
+
+    precision = 32
+
+    def call(self, inputs):
+        return tf.tanh(inputs)
