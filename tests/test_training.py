@@ -162,3 +162,20 @@ def test_resumed_irnet_run_continues_the_ede_schedule(tmp_path):
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
     expected = [ede_t_k(e / 3) for e in range(3)]
     np.testing.assert_allclose([(float(r["ede_t"]), float(r["ede_k"])) for r in rows], expected, rtol=1e-6)
+
+
+def test_groupnet_two_stages_share_the_architecture_set_on_the_task(tmp_path):
+    from zoo.quantizers import Tanh
+    from zoo.training.experiments import TrainGroupNetResNet20
+
+    probe = Probe()
+    task = make(TrainGroupNetResNet20, tmp_path, num_bases=2, aggregation="mean",
+                pretrain_epochs=1, epochs=1, steps_per_epoch=2, callbacks=[probe])
+    task.run()
+    twin, binary = task.pretrain_model, task.model
+    assert twin.get_layer("stage1_block1_conv1_conv").groups == 2 == binary.get_layer("stage1_block1_conv1_conv").groups
+    assert isinstance(twin.get_layer("stage1_block1_conv1_conv").input_quantizer, Tanh)
+    assert twin.get_layer("stage1_block1_conv1_conv").kernel_quantizer is None
+    stage2_start, _ = probe.starts[1]
+    for a, b in zip(stage2_start, twin.get_weights()):
+        np.testing.assert_array_equal(a, b)

@@ -41,6 +41,12 @@ from zoo.models.bireal import (
     BiRealNet34Factory,
     BiRealNet50Factory,
 )
+from zoo.models.groupnet import (
+    GroupNetResNet18Factory,
+    GroupNetResNet20Factory,
+    GroupNetResNet34Factory,
+    GroupNetResNet50Factory,
+)
 from zoo.models.irnet import (
     IRNetResNet18Factory,
     IRNetResNet20Factory,
@@ -463,3 +469,61 @@ class TrainIRNetVGGSmall(TrainIRNetResNet20):
     model = ComponentField(IRNetVGGSmallFactory)
     epochs = Field(300)
     optimizer = ComponentField(Optimizer, name="sgd", learning_rate=0.007, weight_decay=1e-4, schedule="cosine")
+
+
+# -- Group-Net --------------------------------------------------------------------------
+# Stage 1 of the official recipe: the same K-branch net with real weights, tanh for sign.
+TANH_TWIN = dict(input_quantizer="tanh", kernel_quantizer=None)
+
+
+class TrainGroupNet(TrainTask):
+    """Group-Net's two-stage recipe (official code).
+
+    Stage 1 trains the K-branch net with real weights and tanh instead of sign: SGD,
+    momentum 0.9, lr 0.05, weight decay 1e-4, 40 epochs, divided by 10 at epochs 25 and
+    35. Stage 2 fine-tunes the binary net from it: Adam, lr 5e-4, no weight decay, 40
+    epochs, divided by 10 at epochs 20 and 30; no distillation. `pretrain_epochs=0`
+    trains the binary net in one stage.
+
+    `num_bases`, `aggregation` and `soft_gates` are set here, on the task, so that both
+    stages build the same architecture (`zoo TrainGroupNetResNet20 num_bases=3`).
+    """
+
+    num_bases: int = Field(5)
+    aggregation: str = Field("scales")
+    soft_gates: bool = Field(True)
+    epochs = Field(40)
+    pretrain_epochs = Field(40)
+    optimizer = ComponentField(Optimizer, name="adam", learning_rate=5e-4, schedule="steps", decay_epochs=(20, 30))
+    pretrain_optimizer = ComponentField(
+        Optimizer, name="sgd", learning_rate=0.05, weight_decay=1e-4, schedule="steps", decay_epochs=(25, 35)
+    )
+
+
+@task
+class TrainGroupNetResNet18(TrainGroupNet):
+    dataset = ComponentField(ImageNet)
+    model = ComponentField(GroupNetResNet18Factory)
+    pretrain_model = ComponentField(GroupNetResNet18Factory, **TANH_TWIN)
+
+
+@task
+class TrainGroupNetResNet34(TrainGroupNet):
+    dataset = ComponentField(ImageNet)
+    model = ComponentField(GroupNetResNet34Factory)
+    pretrain_model = ComponentField(GroupNetResNet34Factory, **TANH_TWIN)
+
+
+@task
+class TrainGroupNetResNet50(TrainGroupNet):
+    dataset = ComponentField(ImageNet)
+    model = ComponentField(GroupNetResNet50Factory)
+    pretrain_model = ComponentField(GroupNetResNet50Factory, **TANH_TWIN)
+
+
+@task
+class TrainGroupNetResNet20(TrainGroupNet):
+    """Group-Net ResNet-20 on small images (default Fashion-MNIST), same two stages."""
+
+    model = ComponentField(GroupNetResNet20Factory)
+    pretrain_model = ComponentField(GroupNetResNet20Factory, **TANH_TWIN)
