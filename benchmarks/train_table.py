@@ -1,0 +1,92 @@
+"""Accuracy under one training budget: several `zoo` training runs, one table.
+
+Each suite is a list of runs (a training task and its overrides). Every run gets the
+same dataset, epochs, batch size and seed; the runs are done with the `zoo` command
+(so they resume where they stopped, and a finished run is not trained again), and the
+table is read from their metrics.json and written to benchmarks/results/<suite>.json.
+
+    .venv/bin/python benchmarks/train_table.py irnet_ablation --epochs 5
+    .venv/bin/python benchmarks/train_table.py groupnet_bases --epochs 2
+
+Suites:
+    irnet_ablation   IRNetResNet20 with and without Libra-PB and EDE (IR-Net, Table 1 style)
+    groupnet_bases   GroupNetResNet20 with K = 1, 3, 5 bases (one stage) against
+                     BiRealNet20 and IRNetResNet20
+"""
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+SUITES = {  # suite -> [(label, run folder, task, overrides)]
+    "irnet_ablation": [
+        ("IR-Net (Libra-PB + EDE)", "libra_pb-ede", "TrainIRNetResNet20", ["model.libra_pb=True", "model.ede=True"]),
+        ("Libra-PB, STE", "libra_pb-ste", "TrainIRNetResNet20", ["model.libra_pb=True", "model.ede=False"]),
+        ("sign weights, EDE", "sign-ede", "TrainIRNetResNet20", ["model.libra_pb=False", "model.ede=True"]),
+        ("sign weights, STE (baseline)", "sign-ste", "TrainIRNetResNet20", ["model.libra_pb=False", "model.ede=False"]),
+    ],
+    "groupnet_bases": [
+        ("Group-Net K=1", "groupnet-k1", "TrainGroupNetResNet20", ["num_bases=1", "pretrain_epochs=0"]),
+        ("Group-Net K=3", "groupnet-k3", "TrainGroupNetResNet20", ["num_bases=3", "pretrain_epochs=0"]),
+        ("Group-Net K=5", "groupnet-k5", "TrainGroupNetResNet20", ["num_bases=5", "pretrain_epochs=0"]),
+        ("Bi-Real Net 20", "bireal", "TrainBiRealNet20", []),
+        ("IR-Net ResNet-20", "irnet", "TrainIRNetResNet20", []),
+    ],
+}
+
+
+def run_suite(suite: str, dataset: str, epochs: int, batch_size: int, runs: Path) -> dict:
+    zoo = str(Path(sys.executable).with_name("zoo"))
+    rows = []
+    for label, folder, task, overrides in SUITES[suite]:
+        out = runs / suite / folder
+        command = [zoo, task, f"dataset={dataset}", f"epochs={epochs}", f"batch_size={batch_size}",
+                   *overrides, "progress_bar=False", f"output_dir={out}"]
+        print("$", " ".join(command[1:]), flush=True)
+        subprocess.run(command, check=True)
+        m = json.loads((out / "metrics.json").read_text())
+        rows.append({"label": label, "task": task, "overrides": overrides,
+                     **{k: m[k] for k in ("model", "top1", "top5", "wall_time_seconds", "bops",
+                                          "flops", "ops", "memory_mbit", "command", "git_commit")}})
+    return {"suite": suite, "dataset": dataset, "epochs": epochs, "batch_size": batch_size,
+            "machine": m["machine"], "rows": rows}
+
+
+def table(result: dict) -> str:
+    """The result as a Markdown table (the docs render it with this function)."""
+    lines = [
+        f"{result['suite']}: {result['dataset']}, {result['epochs']} epochs, batch "
+        f"{result['batch_size']}, {result['machine']}",
+        "",
+        "| run | top-1 | top-5 | OPs | memory (Mbit) | train time | command |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in result["rows"]:
+        lines.append(
+            f"| {r['label']} | {r['top1']:.2%} | {r['top5']:.2%} | {r['ops']:.3g} | "
+            f"{r['memory_mbit']:.2f} | {r['wall_time_seconds'] / 60:.1f} min | `{r['command']}` |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("suite", choices=sorted(SUITES))
+    parser.add_argument("--dataset", default="FashionMNIST")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--runs", type=Path, default=Path("runs"))
+    args = parser.parse_args()
+    result = run_suite(args.suite, args.dataset, args.epochs, args.batch_size, args.runs)
+    out = Path(__file__).parent / "results" / f"{args.suite}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    tmp.replace(out)
+    print(table(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
