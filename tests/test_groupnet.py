@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 import zoo
+from helpers import randomize_batch_norm
 from zoo import export
 from zoo.blocks import (
     AggregateBranches,
@@ -22,16 +23,6 @@ STEM, FILTERS18 = 64, (64, 128, 256, 512)
 
 def images(shape, n=2, seed=0):
     return np.random.default_rng(seed).uniform(0, 255, (n, *shape)).astype("float32")
-
-
-def randomize_batch_norm(model, seed=0):
-    """BN statistics like a trained net's, so no pre-activation sits exactly at a sign tie."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, tf.keras.layers.BatchNormalization):
-            shape = layer.gamma.shape
-            layer.set_weights([rng.uniform(0.5, 1.5, shape), rng.normal(0, 0.3, shape),
-                               rng.normal(0, 1, shape), rng.uniform(0.5, 2, shape)])
 
 
 def binary_convs(model):

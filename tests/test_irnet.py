@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 import zoo
+from helpers import randomize_batch_norm
 from zoo import export
 from zoo.quantizers import EDESchedule, EDESign, LibraPBSign, ede_t_k
 from zoo.training.callbacks import EDEUpdate, ede_schedules
@@ -161,16 +162,6 @@ def test_callback_sets_t_and_k_every_n_steps():
     seen = run_callback(zoo.IRNetResNet20(input_shape=(28, 28, 1)), epochs=2, steps=3, update_every=2)
     expected = [ede_t_k((s - s % 2) / 6) for s in range(6)]
     np.testing.assert_allclose(seen, expected, rtol=1e-6)
-
-
-def randomize_batch_norm(model, seed=0):
-    """BN statistics like a trained net's, so no pre-activation sits exactly at a sign tie."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, tf.keras.layers.BatchNormalization):
-            shape = layer.gamma.shape
-            layer.set_weights([rng.uniform(0.5, 1.5, shape), rng.normal(0, 0.3, shape),
-                               rng.normal(0, 1, shape), rng.uniform(0.5, 2, shape)])
 
 
 def test_larq_compute_engine_converts_to_binary_ops_that_match_keras():
