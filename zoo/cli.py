@@ -57,7 +57,8 @@ def summary_command(model: str, input_shape, num_classes, weights, per_layer: bo
     spec = registry.get(model)
     built = spec.build(input_shape=input_shape, num_classes=num_classes, weights=weights)
     shape = "x".join(str(d) for d in built.input_shape[1:])
-    click.echo(f"{spec.name} ({spec.paper.short}), input {shape}, {built.output_shape[-1]} classes")
+    click.echo(f"{spec.name} ({spec.family}, {spec.paper.venue} {spec.paper.year}), input {shape}, "
+               f"{built.output_shape[-1]} classes")
     click.echo(complexity(built).table(per_layer=per_layer))
 
 

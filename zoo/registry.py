@@ -22,11 +22,6 @@ class Paper:
     url: str
     bibtex: str
 
-    @property
-    def short(self) -> str:
-        """`Bi-Real Net (ECCV 2018)`-style label."""
-        return f"{self.title.split(':')[0]} ({self.venue} {self.year})"
-
 
 @dataclass(frozen=True)
 class Reported:
