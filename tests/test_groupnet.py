@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 import zoo
-from helpers import randomize_batch_norm
+from helpers import randomize_batch_norm, value_and_grad
 from zoo import export
 from zoo.blocks import (
     AggregateBranches,
@@ -280,14 +280,6 @@ def test_fused_group_equals_separate_branches(aggregation, soft_gates, training)
 
 
 # -- quantizers ----------------------------------------------------------------------------
-def value_and_grad(fn, x, upstream):
-    x = tf.Variable(x)
-    with tf.GradientTape() as tape:
-        y = fn(x)
-        loss = tf.reduce_sum(y * upstream)
-    return y.numpy(), tape.gradient(loss, x).numpy()
-
-
 @pytest.mark.parametrize("groups", [1, 3])
 def test_groupnet_weight_sign_one_mean_abs_scale_per_group(groups):
     rng = np.random.default_rng(10)

@@ -5,18 +5,10 @@ import pytest
 import tensorflow as tf
 
 import zoo
-from helpers import randomize_batch_norm
+from helpers import randomize_batch_norm, value_and_grad
 from zoo import export
 from zoo.quantizers import EDESchedule, EDESign, LibraPBSign, ede_t_k
 from zoo.training.callbacks import EDEUpdate, ede_schedules
-
-
-def value_and_grad(fn, x, upstream):
-    x = tf.Variable(x)
-    with tf.GradientTape() as tape:
-        y = fn(x)
-        loss = tf.reduce_sum(y * upstream)
-    return y.numpy(), tape.gradient(loss, x).numpy()
 
 
 @pytest.mark.parametrize("t", [0.1, 0.5, 1.0, 3.0, 10.0])

@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 import zoo
+from helpers import value_and_grad
 from zoo.quantizers import Clip, LeakyClip
 
 
@@ -18,13 +19,6 @@ def conv():
     return _binary_conv(zoo.BiRealNet20(input_shape=(28, 28, 1)))
 
 
-def _value_and_grad(fn, x):
-    x = tf.Variable(x)
-    with tf.GradientTape() as tape:
-        y = fn(x)
-    return y.numpy(), tape.gradient(y, x).numpy()
-
-
 def test_activation_forward_is_sign_with_zero_to_plus_one(conv):
     x = np.array([-2.0, -0.5, 0.0, 0.3, 4.0], "float32")
     np.testing.assert_array_equal(conv.input_quantizer(x).numpy(), [-1, -1, 1, 1, 1])
@@ -33,7 +27,7 @@ def test_activation_forward_is_sign_with_zero_to_plus_one(conv):
 def test_activation_gradient_is_approxsign(conv):
     # Derivative of the piecewise polynomial: 2 + 2x on [-1, 0), 2 - 2x on [0, 1), 0 elsewhere.
     x = np.linspace(-1.5, 1.5, 61).astype("float32")
-    _, grad = _value_and_grad(conv.input_quantizer, x)
+    _, grad = value_and_grad(conv.input_quantizer, x)
     expected = np.where(x < -1, 0, np.where(x < 0, 2 + 2 * x, np.where(x < 1, 2 - 2 * x, 0)))
     np.testing.assert_allclose(grad, expected, atol=1e-6)
 
@@ -50,7 +44,7 @@ def test_weight_gradient_is_magnitude_aware(conv):
     rng = np.random.default_rng(1)
     w = rng.normal(0, 0.8, (3, 3, 4, 5)).astype("float32")
     upstream = rng.normal(size=w.shape).astype("float32")
-    _, grad = _value_and_grad(lambda v: tf.reduce_sum(conv.kernel_quantizer(v) * upstream), w)
+    _, grad = value_and_grad(lambda v: tf.reduce_sum(conv.kernel_quantizer(v) * upstream), w)
     alpha = np.abs(w).mean(axis=(0, 1, 2))
     np.testing.assert_allclose(grad, upstream * alpha * (np.abs(w) <= 1), rtol=1e-5, atol=1e-7)
 
@@ -62,14 +56,14 @@ def test_latent_weights_are_clipped(conv):
 
 def test_clip_forward_and_gradient():
     x = np.array([-3.0, -1.0, -0.2, 0.7, 2.0], "float32")
-    y, grad = _value_and_grad(lambda v: Clip()(v), x)
+    y, grad = value_and_grad(lambda v: Clip()(v), x)
     np.testing.assert_allclose(y, [-1, -1, -0.2, 0.7, 1])
     np.testing.assert_allclose(grad, [0, 1, 1, 1, 0])
 
 
 def test_leaky_clip_forward_and_gradient():
     x = np.array([-3.0, -0.5, 0.5, 2.0], "float32")
-    y, grad = _value_and_grad(lambda v: LeakyClip()(v), x)
+    y, grad = value_and_grad(lambda v: LeakyClip()(v), x)
     np.testing.assert_allclose(y, [-1.2, -0.5, 0.5, 1.1], rtol=1e-6)
     np.testing.assert_allclose(grad, [0.1, 1, 1, 0.1], rtol=1e-6)
 
