@@ -1,7 +1,6 @@
 """Training tasks: real Fashion-MNIST, resume, the two-stage recipe, tf.distribute, mock ImageNet."""
 import csv
 import json
-import os
 import subprocess
 import sys
 import textwrap

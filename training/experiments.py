@@ -29,7 +29,6 @@ import warnings
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-import larq as lq
 import tensorflow as tf
 from zookeeper import ComponentField, Field, component, task
 from zookeeper.tf import Dataset, Preprocessing

@@ -27,7 +27,7 @@ import larq as lq
 import tensorflow as tf
 from zookeeper import Field, factory
 
-from zoo.blocks import HardTanh, SubsampleZeroPad, binary_conv_bn, bireal_unit, real_projection
+from zoo.blocks import HardTanh, SubsampleZeroPad, bireal_unit, real_projection
 from zoo.models.base import ModelFactory, batch_norm, classifier, keras_constructor
 from zoo.quantizers import EDESchedule, EDESign, LibraPBSign
 from zoo.registry import IMAGENET_INPUT, SMALL_INPUT, Paper, Reported, register_family
