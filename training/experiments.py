@@ -499,23 +499,26 @@ class TrainGroupNet(TrainTask):
     )
 
 
-@task
-class TrainGroupNetResNet18(TrainGroupNet):
+class TrainGroupNetImageNet(TrainGroupNet):
+    """Group-Net on ImageNet (the paper's dataset), same two stages."""
+
     dataset = ComponentField(ImageNet)
+
+
+@task
+class TrainGroupNetResNet18(TrainGroupNetImageNet):
     model = ComponentField(GroupNetResNet18Factory)
     pretrain_model = ComponentField(GroupNetResNet18Factory, **TANH_TWIN)
 
 
 @task
-class TrainGroupNetResNet34(TrainGroupNet):
-    dataset = ComponentField(ImageNet)
+class TrainGroupNetResNet34(TrainGroupNetImageNet):
     model = ComponentField(GroupNetResNet34Factory)
     pretrain_model = ComponentField(GroupNetResNet34Factory, **TANH_TWIN)
 
 
 @task
-class TrainGroupNetResNet50(TrainGroupNet):
-    dataset = ComponentField(ImageNet)
+class TrainGroupNetResNet50(TrainGroupNetImageNet):
     model = ComponentField(GroupNetResNet50Factory)
     pretrain_model = ComponentField(GroupNetResNet50Factory, **TANH_TWIN)
 
