@@ -127,3 +127,11 @@ def test_weights_file_round_trip(tmp_path):
     again = zoo.BiRealNet20(input_shape=(28, 28, 1), weights=str(path))
     for a, b in zip(model.get_weights(), again.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_full_precision_twin_has_the_binary_nets_weights_and_no_binary_op():
+    binary = zoo.BiRealNet20(input_shape=(28, 28, 1))
+    twin = zoo.BiRealNet20FP(input_shape=(28, 28, 1))
+    assert [w.shape for w in twin.weights] == [w.shape for w in binary.weights]
+    cost = zoo.complexity(twin)
+    assert cost.bops == 0 and cost.flops == zoo.complexity(binary).bops + zoo.complexity(binary).flops

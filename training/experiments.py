@@ -35,8 +35,10 @@ from zookeeper.tf import Dataset, Preprocessing
 
 from zoo.complexity import complexity
 from zoo.models.bireal import (
+    REAL_VALUED,
     BiRealNet18Factory,
     BiRealNet20Factory,
+    BiRealNet20FPFactory,
     BiRealNet34Factory,
     BiRealNet50Factory,
 )
@@ -362,10 +364,6 @@ def epoch_seconds(history: Path) -> float:
 
 
 # -- Bi-Real Net -----------------------------------------------------------------------
-# Stage 1 of the paper's recipe trains the real-valued twin: every sign replaced by
-# clip(-1, x, 1), real weights (no quantizer, no clipping).
-REAL_VALUED = dict(input_quantizer="clip", kernel_quantizer=None, kernel_constraint=None)
-
 
 class TrainBiRealNet(TrainTask):
     """Bi-Real Net on ImageNet. Defaults: the paper's two-stage recipe.
@@ -421,6 +419,13 @@ class TrainBiRealNet20(TrainTask):
     model = ComponentField(BiRealNet20Factory)
     pretrain_model = ComponentField(BiRealNet20Factory, **REAL_VALUED)
     epochs = Field(30)
+
+
+@task
+class TrainBiRealNet20FP(TrainBiRealNet20):
+    """The full-precision twin of Bi-Real Net 20 under the same recipe: the baseline."""
+
+    model = ComponentField(BiRealNet20FPFactory)
 
 
 # -- IR-Net -----------------------------------------------------------------------------

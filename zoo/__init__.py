@@ -11,7 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 from zoo import quantizers  # noqa: E402,F401  (registers the quantizers with Larq)
 from zoo.complexity import Complexity, complexity
-from zoo.models.bireal import BiRealNet18, BiRealNet20, BiRealNet34, BiRealNet50
+from zoo.models.bireal import BiRealNet18, BiRealNet20, BiRealNet20FP, BiRealNet34, BiRealNet50
 from zoo.models.groupnet import GroupNetResNet18, GroupNetResNet20, GroupNetResNet34, GroupNetResNet50
 from zoo.models.irnet import IRNetResNet18, IRNetResNet20, IRNetResNet34, IRNetVGGSmall
 from zoo.preprocessing import decode_predictions, preprocess_input
@@ -23,6 +23,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BiRealNet18",
     "BiRealNet20",
+    "BiRealNet20FP",
     "BiRealNet34",
     "BiRealNet50",
     "Complexity",

@@ -107,6 +107,20 @@ class BiRealNet20Factory(SmallBiRealNetFactory):
     name = "BiRealNet20"
 
 
+# The real-valued twin: every sign replaced by clip(-1, x, 1), real weights (no
+# quantizer, no clipping). Stage 1 of the paper's two-stage recipe, and the
+# full-precision baseline that the binary nets are compared with.
+REAL_VALUED = dict(input_quantizer="clip", kernel_quantizer=None, kernel_constraint=None)
+
+
+@factory
+class BiRealNet20FPFactory(BiRealNet20Factory):
+    name = "BiRealNet20FP"
+    input_quantizer = Field(REAL_VALUED["input_quantizer"])
+    kernel_quantizer = Field(REAL_VALUED["kernel_quantizer"])
+    kernel_constraint = Field(REAL_VALUED["kernel_constraint"])
+
+
 @factory
 class BiRealNet50Factory(BiRealNetFactory):
     """Bottleneck blocks, a shortcut around each of the three binary convolutions.
@@ -187,6 +201,12 @@ def BiRealNet20(*, input_shape=None, input_tensor=None, weights=None, include_to
     return BiRealNet20Factory(**locals()).build()
 
 
+@keras_constructor
+def BiRealNet20FP(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=None, include_preprocessing=True) -> tf.keras.Model:
+    """Full-precision twin of BiRealNet20 (clip for sign, real weights): the baseline."""
+    return BiRealNet20FPFactory(**locals()).build()
+
+
 register_family(
     "Bi-Real Net",
     PAPER,
@@ -198,5 +218,6 @@ register_family(
         (BiRealNet34, BiRealNet34Factory, IMAGENET_INPUT, [Reported("ImageNet", 62.2, 83.9)]),
         (BiRealNet50, BiRealNet50Factory, IMAGENET_INPUT, [Reported("ImageNet", 62.6, 83.9)]),
         (BiRealNet20, BiRealNet20Factory, SMALL_INPUT, []),
+        (BiRealNet20FP, BiRealNet20FPFactory, SMALL_INPUT, []),
     ],
 )
