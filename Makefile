@@ -22,7 +22,8 @@ data:
 	@bash scripts/ensure-fashion-mnist
 
 # The main job: the zoo table, a short Bi-Real training run on Fashion-MNIST, then its
-# evaluation on the 10,000 test images with its BOPs / FLOPs / OPs / memory.
+# evaluation on the 10,000 test images with its BOPs / FLOPs / OPs / memory, and every
+# published checkpoint loaded by tag and measured again on the same test images.
 DEMO_DIR ?= runs/demo
 DEMO_EPOCHS ?= 3
 demo: install data
@@ -30,6 +31,7 @@ demo: install data
 	rm -rf $(DEMO_DIR)
 	$(ZOO) TrainBiRealNet20 dataset=FashionMNIST epochs=$(DEMO_EPOCHS) output_dir=$(DEMO_DIR)
 	$(ZOO) evaluate $(DEMO_DIR)
+	$(ZOO) weights evaluate
 
 test: install data
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -66,6 +66,8 @@ class ImageDataset(Dataset):
 
     input_shape: Tuple[int, int, int]
     augment_padding: int
+    # The default tag of checkpoints trained on it (`zoo weights publish`).
+    weights_tag: str
 
     @property
     def decoders(self) -> Optional[Dict[str, tfds.decode.Decoder]]:
@@ -246,6 +248,7 @@ class FashionMNIST(ImageDataset):
 
     input_shape = (28, 28, 1)
     augment_padding = 2
+    weights_tag = "fashion_mnist"
     class_names = FASHION_MNIST_CLASSES
 
     @property
@@ -349,6 +352,7 @@ class Cifar10(_TFDSImageDataset):
 
     input_shape = (32, 32, 3)
     augment_padding = 4
+    weights_tag = "cifar10"
 
 
 @component
@@ -370,6 +374,7 @@ class ImageNet(_TFDSImageDataset):
     manual_dir: Optional[str] = Field(lambda: os.environ.get("IMAGENET_MANUAL_DIR"))
 
     input_shape = (preprocessing.IMAGENET_SIZE, preprocessing.IMAGENET_SIZE, 3)
+    weights_tag = "imagenet"
 
     @property
     def decoders(self) -> Dict[str, tfds.decode.Decoder]:

@@ -19,16 +19,20 @@ def batches(
     preprocessing: Optional[Preprocessing] = None,
     shuffle_buffer: int = 60_000,
     seed: int = 0,
+    limit: Optional[int] = None,
 ) -> Tuple[tf.data.Dataset, int]:
     """Batched (image 0-255, one-hot label) pairs of a split, and its example count.
 
-    Training batches are shuffled and repeat forever; others make one pass in order.
+    Training batches are shuffled and repeat forever; others make one pass in order
+    (over the first `limit` examples when it is given).
     """
     if preprocessing is None:  # the dataset's own transform, as ImageClassification does
         decoders, pairs = dataset.decoders, lambda d: (dataset.preprocess(d, training), d["label"])
     else:
         decoders, pairs = preprocessing.decoders, partial(preprocessing, training=training)
     data, count = getattr(dataset, split)(decoders=decoders)
+    if limit is not None:
+        data, count = data.take(limit), min(count, limit)
     if training:
         data = data.shuffle(min(count, shuffle_buffer), seed=seed).repeat()
     num_classes = dataset.num_classes
@@ -39,9 +43,10 @@ def batches(
     return data.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(options), count
 
 
-def evaluate(model: tf.keras.Model, dataset: Dataset, batch_size: int = 256) -> dict:
-    """Top-1 and top-5 accuracy of `model` over the full test split, in one pass."""
-    data, count = batches(dataset, "test", training=False, batch_size=batch_size)
+def evaluate(model: tf.keras.Model, dataset: Dataset, batch_size: int = 256, limit: Optional[int] = None) -> dict:
+    """Top-1 and top-5 accuracy of `model` over the test split (its first `limit`
+    images when given, else all of it), in one pass."""
+    data, count = batches(dataset, "test", training=False, batch_size=batch_size, limit=limit)
     top1 = tf.keras.metrics.TopKCategoricalAccuracy(1)
     top5 = tf.keras.metrics.TopKCategoricalAccuracy(5)
 

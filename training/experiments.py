@@ -322,6 +322,7 @@ class TrainTask:
             "dataset": type(self.dataset).__name__,
             "input_shape": list(model.input_shape[1:]),
             "num_classes": int(model.output_shape[-1]),
+            "options": getattr(model, "_zoo_variant", {}),
             "top1": result["top1"],
             "top5": result["top5"],
             "test_examples": result["examples"],

@@ -3,6 +3,9 @@
     zoo list [--cost]                      registered models (paper, input, results, weights)
     zoo summary MODEL [--input-shape ...]  BOPs / FLOPs / OPs / memory, per layer
     zoo evaluate RUN_DIR | MODEL --weights W --dataset D
+    zoo weights list                       the published checkpoints (the weights index)
+    zoo weights publish RUN_DIR [--tag T]  add a finished run to the index
+    zoo weights evaluate [MODEL ...]       re-measure every published checkpoint
     zoo TrainBiRealNet20 dataset=FashionMNIST epochs=30 batch_size=128
 
 User errors (unknown model, bad shape, unknown override, missing data) print one line
@@ -78,6 +81,36 @@ def evaluate_command(target: str, weights, dataset: Optional[str], batch_size: i
     )
 
 
+def weights_list_command() -> None:
+    """The weights index, a checkpoint per line."""
+    from zoo import weights
+
+    click.echo(f"index: {weights.index_path()}")
+    head = f"{'model':<17} {'tag':<18} {'top':<5} {'input':<9} {'top-1':>6} {'epochs':>6} {'MB':>5}  command"
+    click.echo(head + "\n" + "-" * len(head))
+    for e in weights.entries():
+        shape = "x".join(map(str, e.input_shape))
+        epochs = f"{e.pretrain_epochs}+{e.epochs}" if e.pretrain_epochs else _fmt(e.epochs, "d")
+        click.echo(f"{e.model:<17} {e.tag:<18} {'yes' if e.include_top else 'no':<5} {shape:<9} "
+                   f"{_fmt(e.top1 and 100 * e.top1, '.2f'):>6} {epochs:>6} {e.size / 1e6:>5.1f}  {e.command}")
+
+
+def weights_evaluate_command(models, limit: Optional[int]) -> int:
+    """Every published checkpoint loaded through its constructor and measured now."""
+    from zoo.training.publish import evaluate_published
+
+    rows = evaluate_published(models, limit)
+    head = (f"{'model':<17} {'tag':<18} {'top-1 (index)':>13} {'top-1 (now)':>11} {'images':>7} "
+            f"{'OPs':>9} {'memory Mbit':>11}")
+    click.echo(head + "\n" + "-" * len(head))
+    for r in rows:
+        click.echo(f"{r['model']:<17} {r['tag']:<18} {100 * r['index_top1']:>12.2f}% {100 * r['top1']:>10.2f}% "
+                   f"{r['examples']:>7,} {r['ops']:>9.3g} {r['memory_mbit']:>11.3f}")
+    if not rows:
+        click.echo("(no published checkpoint)")
+    return len(rows)
+
+
 def build_cli() -> click.Group:
     """zookeeper's CLI group with every task registered, plus the zoo's commands."""
     from zookeeper import cli
@@ -111,6 +144,37 @@ def build_cli() -> click.Group:
     def _evaluate(target, weights, dataset, batch_size):
         """Evaluate a training run's output directory, or MODEL with --weights."""
         evaluate_command(target, weights, dataset, batch_size)
+
+    @cli.group("weights")
+    def _weights():
+        """The weights index: list, publish and re-measure checkpoints."""
+
+    @_weights.command("list")
+    def _weights_list():
+        """List the published checkpoints."""
+        weights_list_command()
+
+    @_weights.command("publish")
+    @click.argument("run_dir")
+    @click.option("--tag", default=None, help="Default: the dataset's (fashion_mnist, cifar10, imagenet).")
+    @click.option("--url-base", default=None, help="Publish for download from this URL (https:// or file://).")
+    @click.option("--out-dir", default=None, help="With --url-base: where to write the files to upload.")
+    @click.option("--index", default=None, help="The index file to update (default: the one in use).")
+    def _weights_publish(run_dir, tag, url_base, out_dir, index):
+        """Re-evaluate a finished run and add its checkpoints to the index."""
+        from zoo.training.publish import publish
+
+        for e in publish(run_dir, tag, url_base, out_dir, index):
+            click.echo(f"published {e.model} weights=\"{e.tag}\" include_top={e.include_top}: "
+                       f"{e.file or e.url} ({e.size / 1e6:.2f} MB, sha256 {e.sha256[:12]}...)"
+                       + (f", top-1 {e.top1:.2%}" if e.top1 is not None else ""))
+
+    @_weights.command("evaluate")
+    @click.argument("models", nargs=-1)
+    @click.option("--limit", default=None, type=int, help="Only the first N test images.")
+    def _weights_evaluate(models, limit):
+        """Load every published checkpoint (or MODELS') and measure it on its test set."""
+        weights_evaluate_command(models, limit)
 
     return cli
 

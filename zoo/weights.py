@@ -1,18 +1,30 @@
 """The weights index: which checkpoints are published, and resolving `weights=`.
 
 `weights/index.json` (installed as the package `zoo.checkpoints`) lists one entry per
-published checkpoint; entries are written by code from finished training runs, never
-by hand. A model constructor's `weights` argument is either `None`, a tag from the
-index (e.g. `"fashion_mnist"`), or the path of a weights file.
+published checkpoint. Entries are written by code (`zoo weights publish RUN_DIR`, see
+`zoo.training.publish`) from finished training runs, never by hand. An entry's
+checkpoint is either a `file` shipped inside the package, next to the index, or a
+`url` (`https://...` or `file://...`) downloaded once into the cache directory
+(`ZOO_CACHE_DIR`, default `~/.keras/binary-zoo`), verified against its sha256 and
+written atomically; a cached file that no longer matches is fetched again.
+
+A model constructor's `weights` argument is `None`, a tag from the index (e.g.
+`"fashion_mnist"`), or the path of a weights file. `ZOO_WEIGHTS_INDEX` points the zoo
+at another index file (your own published checkpoints).
 """
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
+
+SCHEMA = 1
 
 
 class WeightsError(ValueError):
@@ -21,39 +33,94 @@ class WeightsError(ValueError):
 
 @dataclass(frozen=True)
 class Entry:
-    """One published checkpoint."""
+    """One published checkpoint: what it fits, where it is, and how it was made."""
 
     model: str
     tag: str
     include_top: bool
     input_shape: Tuple[int, int, int]
     num_classes: int
-    file: str
     sha256: str
+    size: int = 0
+    file: Optional[str] = None  # relative to the index's folder
+    url: Optional[str] = None
+    # Architecture fields the checkpoint was trained with (e.g. {"num_bases": 1}).
+    options: Dict[str, object] = field(default_factory=dict)
+    dataset: Optional[str] = None
+    top1: Optional[float] = None
+    top5: Optional[float] = None
+    test_examples: Optional[int] = None
+    cost: Dict[str, float] = field(default_factory=dict)
+    command: Optional[str] = None
+    git_commit: Optional[str] = None
+    epochs: Optional[int] = None
+    pretrain_epochs: Optional[int] = None
+    wall_time_seconds: Optional[float] = None
+    machine: Optional[str] = None
+    date: Optional[str] = None
 
     @classmethod
     def from_json(cls, record: dict) -> "Entry":
-        return cls(
-            model=record["model"],
-            tag=record["tag"],
-            include_top=bool(record["include_top"]),
-            input_shape=tuple(record["input_shape"]),
-            num_classes=int(record["num_classes"]),
-            file=record["file"],
-            sha256=record["sha256"],
-        )
+        known = {k: v for k, v in record.items() if k in cls.__dataclass_fields__}
+        return cls(**{**known, "input_shape": tuple(record["input_shape"])})
+
+    def to_json(self) -> dict:
+        record = asdict(self)
+        record["input_shape"] = list(self.input_shape)
+        return {k: v for k, v in record.items() if v is not None}
+
+    @property
+    def location(self) -> str:
+        return self.url or str(index_path().parent / self.file)
 
 
 def index_path() -> Path:
-    """Location of the installed index."""
+    """The index in use: `ZOO_WEIGHTS_INDEX`, else the one installed with the package."""
+    override = os.environ.get("ZOO_WEIGHTS_INDEX")
+    if override:
+        return Path(override)
     return Path(str(resources.files("zoo.checkpoints").joinpath("index.json")))
 
 
-@lru_cache(maxsize=1)
-def entries() -> Tuple[Entry, ...]:
-    """Every entry of the index."""
-    with open(index_path(), encoding="utf-8") as f:
-        return tuple(Entry.from_json(r) for r in json.load(f)["weights"])
+def cache_dir() -> Path:
+    """Where downloaded checkpoints are kept: `ZOO_CACHE_DIR`, else ~/.keras/binary-zoo."""
+    return Path(os.environ.get("ZOO_CACHE_DIR") or Path("~/.keras/binary-zoo").expanduser())
+
+
+@lru_cache(maxsize=4)
+def _read(path: Path, mtime: float) -> Tuple[Entry, ...]:
+    with open(path, encoding="utf-8") as f:
+        index = json.load(f)
+    if index.get("schema") != SCHEMA:
+        raise WeightsError(f"{path} has schema {index.get('schema')!r}; this binary-zoo reads schema {SCHEMA}.")
+    return tuple(Entry.from_json(r) for r in index["weights"])
+
+
+def entries(path: Optional[Path] = None) -> Tuple[Entry, ...]:
+    """Every entry of the index in use, or of `path` (re-read when the file changes)."""
+    path = Path(path) if path else index_path()
+    if not path.exists():
+        if str(path) == os.environ.get("ZOO_WEIGHTS_INDEX"):
+            raise WeightsError(f"ZOO_WEIGHTS_INDEX={path} does not exist; unset it or point it at an index.json.")
+        return ()
+    return _read(path, path.stat().st_mtime)
+
+
+def write_index(items, path: Optional[Path] = None) -> Path:
+    """Writes entries (sorted by model, tag, top first) atomically."""
+    path = Path(path or index_path())
+    ordered = sorted(items, key=lambda e: (e.model, e.tag, not e.include_top))
+    text = json.dumps({"schema": SCHEMA, "weights": [e.to_json() for e in ordered]}, indent=2) + "\n"
+    atomic_write_bytes(path, text.encode("utf-8"))
+    return path
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as f:
+        f.write(data)
+    os.chmod(f.name, 0o644)
+    os.replace(f.name, path)
 
 
 def available_tags(model: str) -> List[str]:
@@ -82,19 +149,74 @@ def find(model: str, tag: str, include_top: bool, task: str) -> Entry:
             return entry
     tags = available_tags(model)
     listed = ", ".join(f'"{t}"' for t in tags) if tags else "none yet"
+    dataset = " dataset=ImageNet dataset.manual_dir=/path/to/imagenet" if tag == "imagenet" else ""
     raise WeightsError(
         f'weights="{tag}" is not published for {model}'
         f"{'' if include_top else ' without its top'}; available: {listed}. "
-        f"Train one with: zoo {task} output_dir=runs/{model} and load it with "
+        f"Train one with: zoo {task}{dataset} output_dir=runs/{model} and load it with "
         f"weights='runs/{model}/model.weights.h5', or pass weights=None."
     )
 
 
-def resolve(model: str, weights: Optional[str], include_top: bool, task: str) -> Tuple[Optional[Path], Optional[Entry]]:
-    """Turns a constructor's `weights` argument into a local file (and its entry).
+def fetch(entry: Entry) -> Path:
+    """The verified local file of an entry: packaged, cached, or downloaded now.
 
     Raises:
-        WeightsError: unknown tag, or a checkpoint whose file does not match its sha256.
+        WeightsError: a packaged file missing or corrupt, a download that fails (no
+            network) or whose sha256 does not match the index.
+    """
+    if entry.file:
+        path = index_path().parent / entry.file
+        if not path.exists() or sha256(path) != entry.sha256:
+            raise WeightsError(
+                f"Checkpoint {path} for {entry.model} ({entry.tag}) is missing or does not "
+                f"match its sha256 {entry.sha256}; reinstall binary-zoo."
+            )
+        return path
+    if not entry.url:
+        raise WeightsError(f"The index entry {entry.model} ({entry.tag}) has neither a file nor a url.")
+    path = cache_dir() / entry.model / entry.url.rstrip("/").rsplit("/", 1)[-1]
+    if path.exists():
+        if sha256(path) == entry.sha256:
+            return path
+        print(f"binary-zoo: cached {path} does not match its sha256; downloading it again.")
+    download(entry.url, path, entry.sha256)
+    return path
+
+
+def download(url: str, path: Path, expected_sha256: str, timeout: float = 60.0) -> None:
+    """Downloads `url` to `path` atomically, keeping it only if its sha256 matches."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    tmp = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".part", delete=False)
+    try:
+        with tmp, urllib.request.urlopen(url, timeout=timeout) as response:
+            for chunk in iter(lambda: response.read(1 << 20), b""):
+                digest.update(chunk)
+                tmp.write(chunk)
+    except (urllib.error.URLError, OSError) as e:
+        os.unlink(tmp.name)
+        reason = getattr(e, "reason", e)
+        raise WeightsError(
+            f"Could not download {url} ({reason}). Check the network connection, or put "
+            f"the file at {path} yourself (sha256 {expected_sha256})."
+        ) from None
+    if digest.hexdigest() != expected_sha256:
+        os.unlink(tmp.name)
+        raise WeightsError(
+            f"Checksum mismatch for {url}: got sha256 {digest.hexdigest()}, the index says "
+            f"{expected_sha256}. The file was not kept; the server's copy is not the "
+            "published checkpoint."
+        )
+    os.replace(tmp.name, path)
+
+
+def resolve(model: str, weights: Optional[str], include_top: bool, task: str) -> Tuple[Optional[Path], Optional[Entry]]:
+    """Turns a constructor's `weights` argument into a user's file or an index entry
+    (fetched later with `fetch`, once the model's arguments are checked against it).
+
+    Raises:
+        WeightsError: unknown tag or a missing file.
     """
     if weights is None:
         return None, None
@@ -102,11 +224,4 @@ def resolve(model: str, weights: Optional[str], include_top: bool, task: str) ->
         return Path(weights), None
     if os.sep in str(weights) or str(weights).endswith(".h5"):
         raise WeightsError(f"weights file {weights!r} does not exist.")
-    entry = find(model, str(weights), include_top, task)
-    path = index_path().parent / entry.file
-    if not path.exists() or sha256(path) != entry.sha256:
-        raise WeightsError(
-            f"Checkpoint {path} for {model} ({entry.tag}) is missing or does not match "
-            f"its sha256 {entry.sha256}; reinstall binary-zoo."
-        )
-    return path, entry
+    return None, find(model, str(weights), include_top, task)

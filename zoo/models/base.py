@@ -9,7 +9,7 @@ Input resolution, in order: an explicit `input_shape` / `input_tensor`, the publ
 checkpoint's shape (`weights=<tag>`), the training task's dataset, the model's default.
 Models take images as stored (0-255) and normalize inside (`include_preprocessing`).
 """
-from typing import Any, ClassVar, Optional, Sequence
+from typing import Any, ClassVar, Optional, Sequence, Tuple
 
 import tensorflow as tf
 from zookeeper import ComponentField, Field
@@ -42,6 +42,10 @@ def classifier(x: tf.Tensor, num_classes: int) -> tf.Tensor:
 def batch_norm(name: str) -> tf.keras.layers.BatchNormalization:
     """The zoo's batch normalization (PyTorch's defaults, as the papers' code)."""
     return tf.keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
+
+
+# The keras.applications arguments, as fields of every model factory.
+PUBLIC_FIELDS = ("include_top", "weights", "input_shape", "input_tensor", "num_classes", "include_preprocessing")
 
 
 class ModelFactory:
@@ -111,10 +115,23 @@ class ModelFactory:
                 f"not num_classes={num_classes}. Use include_top=False to put your own "
                 "classifier on the features, or weights=None."
             )
-        return path, shape, num_classes
+        return path, entry, shape, num_classes
+
+    # Fields that make a variant of the architecture (e.g. Group-Net's num_bases). A
+    # checkpoint records them, and loading it builds the variant it was trained as.
+    variant_fields: ClassVar[Tuple[str, ...]] = ()
+
+    def variant(self) -> dict:
+        return {name: getattr(self, name) for name in self.variant_fields}
 
     def build(self) -> tf.keras.Model:
-        path, shape, num_classes = self._resolved()
+        path, entry, shape, num_classes = self._resolved()
+        if entry is not None:
+            different = {k: v for k, v in entry.options.items() if self.variant().get(k, v) != v}
+            if different:  # the checkpoint's variant, with the caller's other arguments
+                args = {name: getattr(self, name) for name in PUBLIC_FIELDS}
+                return type(self)(**args, **different).build()
+            path = weights_index.fetch(entry)
         if self.input_tensor is not None:
             inputs = self.input_tensor
             if not tf.keras.backend.is_keras_tensor(inputs):
@@ -129,6 +146,7 @@ class ModelFactory:
         model = tf.keras.Model(model_inputs, x, name=self.name.lower())
         if path is not None:
             model.load_weights(str(path))
+        object.__setattr__(model, "_zoo_variant", self.variant())  # untracked: read by metrics.json
         return model
 
 

@@ -43,6 +43,7 @@ class BiRealNetFactory(ModelFactory):
     input_quantizer: Optional[str] = Field("approx_sign")
     kernel_quantizer: Optional[str] = Field("magnitude_aware_sign")
     kernel_constraint: Optional[str] = Field("weight_clip")
+    variant_fields = ("input_quantizer", "kernel_quantizer", "kernel_constraint")
 
     # Binary convolutions per stage, and the stages' widths.
     stem_filters: int = Field(64)

@@ -105,6 +105,7 @@ class GroupNetFactory(ModelFactory):
     num_bases: int = Field(5)
     aggregation: str = Field("scales")
     soft_gates: bool = Field(True)
+    variant_fields = ("num_bases", "aggregation", "soft_gates", "input_quantizer", "kernel_quantizer")
     # Stage 1 of the recipe: input_quantizer="tanh", kernel_quantizer=None.
     input_quantizer: Optional[str] = Field("approx_sign")
     kernel_quantizer: Optional[str] = Field("groupnet_weight_sign")

@@ -68,6 +68,7 @@ class IRNetFactory(ModelFactory):
     libra_pb: bool = Field(True)
     ede: bool = Field(True)
     binary_activations: bool = Field(True)
+    variant_fields = ("libra_pb", "ede", "binary_activations")
 
     def quantizers(self) -> dict:
         """Fresh QuantConv2D arguments for one layer; all share the model's schedule."""

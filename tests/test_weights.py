@@ -1,0 +1,256 @@
+"""The weights index: published checkpoints, publishing, downloading, and the errors."""
+import functools
+import http.server
+import json
+import re
+import threading
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from zookeeper import configure
+
+import zoo
+from zoo import weights as index
+from zoo.cli import main
+from zoo.training.evaluation import evaluate, make_dataset
+from zoo.training.experiments import TrainGroupNetResNet20
+from zoo.training.publish import publish
+
+PUBLISHED = [e for e in index.entries()]
+WITH_TOP = [e for e in PUBLISHED if e.include_top]
+SLICE, SLICE_TOLERANCE = 1000, 0.015
+
+
+def entry_id(e):
+    return f"{e.model}-{e.tag}-{'top' if e.include_top else 'notop'}"
+
+
+# -- the published checkpoints ----------------------------------------------------------
+@pytest.mark.parametrize("entry", PUBLISHED, ids=entry_id)
+def test_every_published_file_matches_its_sha256_and_says_how_it_was_made(entry):
+    path = index.index_path().parent / entry.file
+    assert entry.url is None and path.exists(), "published checkpoints ship inside the package"
+    assert index.sha256(path) == entry.sha256 and path.stat().st_size == entry.size
+    assert entry.command.startswith(f"zoo Train{entry.model} ")
+    assert re.fullmatch(r"[0-9a-f]{40}", entry.git_commit)
+    assert entry.wall_time_seconds > 0 and entry.epochs > 0 and entry.cost["ops"] > 0
+    assert (entry.top1 is not None) == entry.include_top
+
+
+def test_every_published_model_has_a_checkpoint_without_its_top():
+    assert {(e.model, e.tag) for e in WITH_TOP} == {(e.model, e.tag) for e in PUBLISHED if not e.include_top}
+
+
+@pytest.mark.parametrize("entry", WITH_TOP, ids=entry_id)
+def test_published_checkpoint_reaches_its_top1_on_a_1000_image_slice(entry):
+    model = zoo.get_model_spec(entry.model).constructor(weights=entry.tag)
+    result = evaluate(model, make_dataset(entry.dataset), limit=SLICE)
+    assert result["examples"] == SLICE
+    assert abs(result["top1"] - entry.top1) <= SLICE_TOLERANCE, (result["top1"], entry.top1)
+
+
+@pytest.mark.parametrize("entry", WITH_TOP, ids=entry_id)
+def test_checkpoint_without_top_gives_the_features_of_the_one_with_top(entry):
+    constructor = zoo.get_model_spec(entry.model).constructor
+    full, features = constructor(weights=entry.tag), constructor(weights=entry.tag, include_top=False)
+    x = make_dataset(entry.dataset).test()[0].batch(4).map(lambda d: tf.cast(d["image"], tf.float32))
+    x = next(iter(x))
+    inner = tf.keras.Model(full.input, full.get_layer("pool").input)
+    np.testing.assert_allclose(features(x, training=False), inner(x, training=False), atol=1e-5)
+
+
+# -- a test index with a checkpoint of our own -------------------------------------------
+@pytest.fixture
+def checkpoint(tmp_path, monkeypatch):
+    """A random BiRealNet20 published as tag "test" in a fresh index."""
+    monkeypatch.setenv("ZOO_WEIGHTS_INDEX", str(tmp_path / "index.json"))
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))
+    model = zoo.BiRealNet20(input_shape=(28, 28, 1), num_classes=10)
+    path = tmp_path / "BiRealNet20-test.weights.h5"
+    model.save_weights(str(path))
+    entry = index.Entry(model="BiRealNet20", tag="test", include_top=True, input_shape=(28, 28, 1),
+                        num_classes=10, sha256=index.sha256(path), size=path.stat().st_size, file=path.name)
+    index.write_index([entry])
+    return model, entry, path
+
+
+def same_weights(a, b):
+    return all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights()))
+
+
+def test_a_tag_loads_the_checkpoint(checkpoint):
+    model, _, _ = checkpoint
+    assert same_weights(zoo.BiRealNet20(weights="test"), model)
+    assert zoo.get_model_spec("BiRealNet20").weights == ["test"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(weights="nope"), r'weights="nope" is not published for BiRealNet20; available: "test". Train one with: zoo TrainBiRealNet20'),
+        (dict(weights="imagenet"), r"available: \"test\". Train one with: zoo TrainBiRealNet20 dataset=ImageNet"),
+        (dict(weights="test", num_classes=5), r'weights="test" classify 10 classes, not num_classes=5'),
+        (dict(weights="test", include_top=False), r"not published for BiRealNet20 without its top"),
+        (dict(weights="test", input_shape=(28, 28, 3)), r"take 1-channel images"),
+    ],
+)
+def test_weights_that_do_not_fit_name_the_problem(checkpoint, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        zoo.BiRealNet20(**kwargs)
+
+
+def test_a_corrupt_packaged_checkpoint_is_refused(checkpoint):
+    _, _, path = checkpoint
+    path.write_bytes(path.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(index.WeightsError, match="does not match its sha256"):
+        zoo.BiRealNet20(weights="test")
+
+
+def test_a_missing_index_named_by_the_environment_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZOO_WEIGHTS_INDEX", str(tmp_path / "none.json"))
+    with pytest.raises(index.WeightsError, match="ZOO_WEIGHTS_INDEX=.* does not exist"):
+        zoo.BiRealNet20(weights="test")
+
+
+def test_the_checkpoint_variant_is_built_from_the_index(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZOO_WEIGHTS_INDEX", str(tmp_path / "index.json"))
+    spec = zoo.get_model_spec("GroupNetResNet20")
+    k2 = spec.factory(input_shape=(28, 28, 1), num_classes=10, num_bases=2).build()
+    k2.save_weights(str(tmp_path / "k2.weights.h5"))
+    index.write_index([index.Entry(
+        model="GroupNetResNet20", tag="k2", include_top=True, input_shape=(28, 28, 1), num_classes=10,
+        sha256=index.sha256(tmp_path / "k2.weights.h5"), file="k2.weights.h5", options={"num_bases": 2},
+    )])
+    loaded = zoo.GroupNetResNet20(weights="k2")
+    assert loaded.get_layer("stage1_block1_conv1_conv").groups == 2 and same_weights(loaded, k2)
+
+
+# -- remote checkpoints -----------------------------------------------------------------
+@pytest.fixture
+def server(tmp_path):
+    """An HTTP server on 127.0.0.1 serving tmp_path/served."""
+    root = tmp_path / "served"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *args: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def as_remote(entry, path, url):
+    index.write_index([index.Entry(**{**entry.__dict__, "file": None, "url": url})])
+    return index.cache_dir() / "BiRealNet20" / path.name
+
+
+def test_a_remote_checkpoint_is_downloaded_once_verified_and_cached(checkpoint, server):
+    model, entry, path = checkpoint
+    root, base = server
+    (root / path.name).write_bytes(path.read_bytes())
+    cached = as_remote(entry, path, f"{base}/{path.name}")
+    assert same_weights(zoo.BiRealNet20(weights="test"), model)
+    assert index.sha256(cached) == entry.sha256
+    (root / path.name).unlink()  # the cache serves it from now on
+    assert same_weights(zoo.BiRealNet20(weights="test"), model)
+    cached.write_bytes(b"corrupt")  # a corrupt cache is fetched again...
+    with pytest.raises(index.WeightsError, match="Could not download"):  # ...here from nowhere
+        zoo.BiRealNet20(weights="test")
+    (root / path.name).write_bytes(path.read_bytes())
+    assert same_weights(zoo.BiRealNet20(weights="test"), model)
+    assert index.sha256(cached) == entry.sha256
+    assert [p.name for p in cached.parent.iterdir()] == [path.name], "no partial file left behind"
+
+
+def test_a_download_that_does_not_match_its_sha256_is_not_kept(checkpoint, server):
+    _, entry, path = checkpoint
+    root, base = server
+    (root / path.name).write_bytes(b"not the published checkpoint")
+    cached = as_remote(entry, path, f"{base}/{path.name}")
+    with pytest.raises(index.WeightsError, match="Checksum mismatch .* The file was not kept"):
+        zoo.BiRealNet20(weights="test")
+    assert not cached.parent.exists() or list(cached.parent.iterdir()) == []
+
+
+def test_no_network_is_a_clear_error(checkpoint):
+    _, entry, path = checkpoint
+    with socket_closed_port() as port:
+        as_remote(entry, path, f"http://127.0.0.1:{port}/{path.name}")
+        with pytest.raises(index.WeightsError, match=r"Could not download .* Check the network connection, or put the file at"):
+            zoo.BiRealNet20(weights="test")
+
+
+def test_file_urls_load_too(checkpoint, tmp_path):
+    model, entry, path = checkpoint
+    as_remote(entry, path, path.as_uri())
+    assert same_weights(zoo.BiRealNet20(weights="test"), model)
+
+
+class socket_closed_port:
+    """A local port nobody listens on."""
+
+    def __enter__(self):
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        return self.sock.getsockname()[1]
+
+    def __exit__(self, *exc):
+        self.sock.close()
+
+
+# -- publishing -------------------------------------------------------------------------
+def test_publish_adds_a_finished_run_with_its_variant_and_loads_it_back(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ZOO_WEIGHTS_INDEX", str(tmp_path / "index.json"))
+    run = tmp_path / "run"
+    task = TrainGroupNetResNet20()
+    configure(task, dict(output_dir=str(run), num_bases=2, pretrain_epochs=0, epochs=1, steps_per_epoch=3,
+                         validation_steps=1, batch_size=16, progress_bar=False))
+    metrics = task.run()
+    assert metrics["options"]["num_bases"] == 2
+
+    assert main(["weights", "publish", str(run), "--tag", "k2"]) == 0
+    assert main(["weights", "publish", str(run), "--tag", "k2"]) == 0  # replaces, no duplicate
+    entries = index.entries()
+    assert [(e.tag, e.include_top) for e in entries] == [("k2", True), ("k2", False)]
+    top = entries[0]
+    assert top.options["num_bases"] == 2 and abs(top.top1 - metrics["top1"]) <= 1e-3
+    assert top.command == metrics["command"] and top.cost["bops"] == metrics["bops"]
+    assert index.sha256(tmp_path / top.file) == top.sha256
+
+    x = np.random.default_rng(0).uniform(0, 255, (4, 28, 28, 1)).astype("float32")
+    expected = tf.keras.models.load_model(str(run / "model.h5"))(x, training=False)
+    np.testing.assert_allclose(zoo.GroupNetResNet20(weights="k2")(x, training=False), expected, atol=1e-6)
+
+    capsys.readouterr()
+    assert main(["weights", "list"]) == 0
+    assert "GroupNetResNet20  k2" in capsys.readouterr().out
+    assert main(["weights", "evaluate", "--limit", "100"]) == 0
+    assert re.search(r"GroupNetResNet20 +k2 +[\d.]+% +[\d.]+% +100 ", capsys.readouterr().out)
+
+
+def test_publish_for_download_writes_urls(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZOO_WEIGHTS_INDEX", str(tmp_path / "index.json"))
+    run = tmp_path / "run"
+    (run).mkdir()
+    model = zoo.BiRealNet20(input_shape=(28, 28, 1))
+    model.save_weights(str(run / "model.weights.h5"))
+    result = evaluate(model, make_dataset("FashionMNIST"))
+    (run / "metrics.json").write_text(json.dumps(dict(
+        model="BiRealNet20", dataset="FashionMNIST", input_shape=[28, 28, 1], num_classes=10,
+        top1=result["top1"], command="zoo TrainBiRealNet20", epochs=1,
+    )))
+    entries = publish(str(run), url_base="https://example.org/zoo/", out_dir=str(tmp_path / "upload"))
+    assert [e.url for e in entries] == ["https://example.org/zoo/BiRealNet20-fashion_mnist.weights.h5",
+                                        "https://example.org/zoo/BiRealNet20-fashion_mnist-notop.weights.h5"]
+    assert all(index.sha256(tmp_path / "upload" / e.url.rsplit("/", 1)[1]) == e.sha256 for e in entries)
+
+
+def test_publishing_an_unfinished_run_says_how_to_finish_it(tmp_path):
+    assert main(["weights", "publish", str(tmp_path)]) == 2
+    with pytest.raises(FileNotFoundError, match="re-run the same command to resume it"):
+        publish(str(tmp_path))

@@ -1,0 +1,124 @@
+"""`zoo weights publish RUN_DIR`: a finished training run becomes weights index entries.
+
+Publishing rebuilds the model with its public constructor (the checkpoint's variant,
+e.g. `num_bases=1`), loads the run's weights into it, re-evaluates it on the full test
+split, and writes two checkpoints, with and without the classifier, and their index
+entries (sha256, size, accuracy, cost, the command and commit that trained it, the
+budget). No number in the index is typed by hand.
+"""
+import datetime
+import json
+from pathlib import Path
+from typing import List, Optional
+
+from zoo import complexity, registry
+from zoo import weights as index
+from zoo.training.evaluation import evaluate, make_dataset
+from zoo.training.experiments import save_atomically
+
+# Re-evaluated accuracy may differ from the run's record by this much (float noise of
+# a different batch size); more means the checkpoint does not reproduce the run.
+REPRODUCE_TOLERANCE = 0.001
+
+PROVENANCE = ("command", "git_commit", "epochs", "pretrain_epochs", "wall_time_seconds", "machine")
+COST = ("bops", "flops", "ops", "params", "binary_params", "float_params", "memory_mbit")
+
+
+def read_run(run_dir: Path) -> dict:
+    path = run_dir / "metrics.json"
+    if not path.exists() or not (run_dir / "model.weights.h5").exists():
+        raise FileNotFoundError(
+            f"{run_dir} holds no finished run (metrics.json and model.weights.h5). If its "
+            "training was interrupted, re-run the same command to resume it."
+        )
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def publish(
+    run_dir: str,
+    tag: Optional[str] = None,
+    url_base: Optional[str] = None,
+    out_dir: Optional[str] = None,
+    index_file: Optional[str] = None,
+) -> List[index.Entry]:
+    """Adds (or replaces) the run's entries in the index; returns them.
+
+    Args:
+        run_dir: the output directory of a finished `zoo Train...` run.
+        tag: the weights tag; default the dataset's (e.g. "fashion_mnist").
+        url_base: publish for download from `url_base/<file>` (upload the files from
+            `out_dir` there); default: ship the files inside the package, next to the index.
+        out_dir: where the files are written when `url_base` is given.
+        index_file: the index to update; default the one in use (`zoo.weights.index_path`).
+
+    Raises:
+        FileNotFoundError: the run has not finished.
+        ValueError: the rebuilt model does not reproduce the run's accuracy.
+    """
+    run = read_run(Path(run_dir))
+    spec = registry.get(run["model"])
+    dataset = make_dataset(run["dataset"])
+    tag = tag or dataset.weights_tag
+    index_path = Path(index_file) if index_file else index.index_path()
+    folder = Path(out_dir) if url_base else index_path.parent
+    if url_base and not out_dir:
+        raise ValueError("With --url-base, pass --out-dir: the folder to write the files to upload.")
+    shape, classes = tuple(run["input_shape"]), run["num_classes"]
+
+    factory = spec.factory(input_shape=shape, num_classes=classes, **run.get("options", {}))
+    model = factory.build()
+    model.load_weights(str(Path(run_dir) / "model.weights.h5"))
+    result = evaluate(model, dataset)
+    if abs(result["top1"] - run["top1"]) > REPRODUCE_TOLERANCE:
+        raise ValueError(
+            f"{spec.name} rebuilt from {run_dir} scores top-1 {result['top1']:.4f} on the test "
+            f"split, the run recorded {run['top1']:.4f}: the constructor does not build the "
+            "trained architecture. Nothing was published."
+        )
+    features = spec.factory(include_top=False, input_shape=shape, num_classes=classes, **factory.variant()).build()
+    for layer in features.layers:
+        layer.set_weights(model.get_layer(layer.name).get_weights())
+
+    cost = complexity(model).as_dict()
+    common = dict(
+        model=spec.name, tag=tag, input_shape=shape, num_classes=classes,
+        options=factory.variant(), dataset=run["dataset"],
+        cost={k: cost[k] for k in COST},
+        date=datetime.date.today().isoformat(),
+        **{k: run.get(k) for k in PROVENANCE},
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    new = []
+    for keras_model, include_top in ((model, True), (features, False)):
+        name = f"{spec.name}-{tag}{'' if include_top else '-notop'}.weights.h5"
+        save_atomically(keras_model, folder / name, weights_only=True)
+        accuracy = dict(top1=result["top1"], top5=result["top5"], test_examples=result["examples"]) if include_top else {}
+        location = dict(url=f"{url_base.rstrip('/')}/{name}") if url_base else dict(file=name)
+        new.append(index.Entry(
+            include_top=include_top, sha256=index.sha256(folder / name),
+            size=(folder / name).stat().st_size, **location, **accuracy, **common,
+        ))
+    keys = {(e.model, e.tag, e.include_top) for e in new}
+    current = index.entries(index_path) if index_path.exists() else ()  # else a new index
+    kept = [e for e in current if (e.model, e.tag, e.include_top) not in keys]
+    index.write_index([*kept, *new], index_path)
+    return new
+
+
+
+def evaluate_published(models=(), limit: Optional[int] = None) -> List[dict]:
+    """Loads every published checkpoint with a classifier (or those of `models`) through
+    its constructor and measures it on its dataset's test split (`limit`: the first N
+    test images); one row per checkpoint."""
+    rows = []
+    for entry in index.entries():
+        if not entry.include_top or (models and entry.model not in models):
+            continue
+        spec = registry.get(entry.model)
+        model = spec.constructor(weights=entry.tag)
+        result = evaluate(model, make_dataset(entry.dataset), limit=limit)
+        rows.append(dict(
+            model=entry.model, tag=entry.tag, index_top1=entry.top1, top1=result["top1"],
+            examples=result["examples"], ops=entry.cost.get("ops"), memory_mbit=entry.cost.get("memory_mbit"),
+        ))
+    return rows
