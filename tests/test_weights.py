@@ -33,7 +33,7 @@ def test_every_published_file_matches_its_sha256_and_says_how_it_was_made(entry)
     assert entry.url is None and path.exists(), "published checkpoints ship inside the package"
     assert index.sha256(path) == entry.sha256 and path.stat().st_size == entry.size
     assert entry.command.startswith(f"zoo Train{entry.model} ")
-    assert re.fullmatch(r"[0-9a-f]{40}", entry.git_commit)
+    assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?", entry.git_commit)
     assert entry.wall_time_seconds > 0 and entry.epochs > 0 and entry.cost["ops"] > 0
     assert (entry.top1 is not None) == entry.include_top
 

@@ -296,8 +296,10 @@ class TrainTask:
         out.mkdir(parents=True, exist_ok=True)
         tf.keras.utils.set_random_seed(self.seed)
         (out / "config.txt").write_text(str(self) + "\n", encoding="utf-8")
+        # The commit of the code this run imported (a resumed run keeps its first one).
+        commit = read_json(out / "run.json").get("git_commit") or git_commit()
         write_json(out / "run.json", {"model": model_name(self), "task": type(self).__name__,
-                                      "dataset": type(self.dataset).__name__})
+                                      "dataset": type(self.dataset).__name__, "git_commit": commit})
         strategy = make_strategy(self.strategy)
         init = None
         if self.pretrain_epochs > 0:
@@ -331,7 +333,7 @@ class TrainTask:
             "batch_size": self.batch_size,
             "wall_time_seconds": round(seconds, 1),
             "command": shlex.join(["zoo", *(COMMAND_LINE or sys.argv[1:])]),
-            "git_commit": git_commit(),
+            "git_commit": read_json(out / "run.json").get("git_commit") or git_commit(),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, "
                        f"{len(tf.config.list_physical_devices('GPU'))} GPUs",
             "versions": {"tensorflow": tf.__version__, "larq": lq_version()},
