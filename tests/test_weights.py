@@ -1,4 +1,5 @@
 """The weights index: published checkpoints, publishing, downloading, and the errors."""
+import csv
 import functools
 import http.server
 import json
@@ -36,6 +37,7 @@ def test_every_published_file_matches_its_sha256_and_says_how_it_was_made(entry)
     assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?", entry.git_commit)
     assert entry.wall_time_seconds > 0 and entry.epochs > 0 and entry.cost["ops"] > 0
     assert (entry.top1 is not None) == entry.include_top
+    assert (index.index_path().parent / entry.history).exists()
 
 
 def test_every_published_model_has_a_checkpoint_without_its_top():
@@ -221,6 +223,8 @@ def test_publish_adds_a_finished_run_with_its_variant_and_loads_it_back(tmp_path
     assert top.options["num_bases"] == 2 and abs(top.top1 - metrics["top1"]) <= 1e-3
     assert top.command == metrics["command"] and top.cost["bops"] == metrics["bops"]
     assert index.sha256(tmp_path / top.file) == top.sha256
+    with open(tmp_path / top.history, newline="") as f:
+        assert [(r["stage"], r["epoch"]) for r in csv.DictReader(f)] == [("train", "0")]
 
     x = np.random.default_rng(0).uniform(0, 255, (4, 28, 28, 1)).astype("float32")
     expected = tf.keras.models.load_model(str(run / "model.h5"))(x, training=False)

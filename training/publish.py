@@ -6,7 +6,9 @@ split, and writes two checkpoints, with and without the classifier, and their in
 entries (sha256, size, accuracy, cost, the command and commit that trained it, the
 budget). No number in the index is typed by hand.
 """
+import csv
 import datetime
+import io
 import json
 from pathlib import Path
 from typing import List, Optional
@@ -20,6 +22,7 @@ from zoo.training.experiments import save_atomically
 # a different batch size); more means the checkpoint does not reproduce the run.
 REPRODUCE_TOLERANCE = 0.001
 
+HISTORY_COLUMNS = ("stage", "epoch", "loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds")
 PROVENANCE = ("command", "git_commit", "epochs", "pretrain_epochs", "wall_time_seconds", "machine")
 COST = ("bops", "flops", "ops", "params", "binary_params", "float_params", "memory_mbit")
 
@@ -32,6 +35,18 @@ def read_run(run_dir: Path) -> dict:
             "training was interrupted, re-run the same command to resume it."
         )
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def training_curve(run_dir: Path) -> str:
+    """The run's per-epoch history as CSV, stage 1 ("pretrain") first, then "train"."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, HISTORY_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for stage, path in (("pretrain", run_dir / "pretrain" / "history.csv"), ("train", run_dir / "history.csv")):
+        if path.exists():
+            with open(path, newline="", encoding="utf-8") as f:
+                writer.writerows({**row, "stage": stage} for row in csv.DictReader(f))
+    return out.getvalue()
 
 
 def publish(
@@ -88,6 +103,9 @@ def publish(
         **{k: run.get(k) for k in PROVENANCE},
     )
     folder.mkdir(parents=True, exist_ok=True)
+    history = f"{spec.name}-{tag}.history.csv"
+    index.atomic_write_bytes(folder / history, training_curve(Path(run_dir)).encode("utf-8"))
+    common["history"] = history
     new = []
     for keras_model, include_top in ((model, True), (features, False)):
         name = f"{spec.name}-{tag}{'' if include_top else '-notop'}.weights.h5"

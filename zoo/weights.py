@@ -58,6 +58,8 @@ class Entry:
     wall_time_seconds: Optional[float] = None
     machine: Optional[str] = None
     date: Optional[str] = None
+    # The training curve: a CSV next to the index (stage, epoch, loss, accuracy, ...).
+    history: Optional[str] = None
 
     @classmethod
     def from_json(cls, record: dict) -> "Entry":
