@@ -20,7 +20,7 @@ setup(
     # the repository; they are installed inside the `zoo` package, never as top-level
     # `training` or `weights` modules.
     package_dir={"zoo.training": "training", "zoo.checkpoints": "weights"},
-    package_data={"zoo.checkpoints": ["index.json", "*.h5"]},
+    package_data={"zoo.checkpoints": ["index.json", "*.h5", "*.csv"]},
     install_requires=[
         "larq==0.14.0",
         "larq-zoo==2.4.0",

@@ -258,3 +258,18 @@ def test_publishing_an_unfinished_run_says_how_to_finish_it(tmp_path):
     assert main(["weights", "publish", str(tmp_path)]) == 2
     with pytest.raises(FileNotFoundError, match="re-run the same command to resume it"):
         publish(str(tmp_path))
+
+
+def test_a_wheel_ships_the_index_and_every_file_it_names(tmp_path):
+    import subprocess
+    import sys
+    import zipfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path), str(root)], check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("binary_zoo-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    packaged = {f"zoo/checkpoints/{n}" for e in index.entries(root / "weights" / "index.json") for n in (e.file, e.history)}
+    assert {"zoo/checkpoints/index.json", "zoo/training/publish.py"} | packaged <= names
