@@ -72,7 +72,8 @@ def checkpoint(tmp_path, monkeypatch):
     path = tmp_path / "BiRealNet20-test.weights.h5"
     model.save_weights(str(path))
     entry = index.Entry(model="BiRealNet20", tag="test", include_top=True, input_shape=(28, 28, 1),
-                        num_classes=10, sha256=index.sha256(path), size=path.stat().st_size, file=path.name)
+                        num_classes=10, sha256=index.sha256(path), size=path.stat().st_size, file=path.name,
+                        top1=0.877)
     index.write_index([entry])
     return model, entry, path
 
@@ -81,10 +82,13 @@ def same_weights(a, b):
     return all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights()))
 
 
-def test_a_tag_loads_the_checkpoint(checkpoint):
+def test_a_tag_loads_the_checkpoint(checkpoint, capsys):
     model, _, _ = checkpoint
     assert same_weights(zoo.BiRealNet20(weights="test"), model)
     assert zoo.get_model_spec("BiRealNet20").weights == ["test"]
+    capsys.readouterr()
+    assert main(["list"]) == 0
+    assert re.search(r"\nBiRealNet20 .* test 87\.7 *\n", capsys.readouterr().out)
 
 
 @pytest.mark.parametrize(

@@ -33,11 +33,15 @@ def _fmt(value, spec=".1f", missing="-"):
 
 def list_command(cost: bool) -> None:
     """Registered models: family, default input, paper results, published weights."""
-    from zoo import complexity, registry
+    from zoo import complexity, registry, weights
 
     specs = registry.list_models()
+    published = {}
+    for e in weights.entries():
+        if e.include_top:
+            published.setdefault(e.model, []).append(f"{e.tag} {_fmt(e.top1 and 100 * e.top1)}")
     w = max(len(spec.name) for spec in specs)
-    head = f"{'model':<{w}} {'family':<12} {'input':<13} {'paper top-1/top-5':<22} {'weights':<16}"
+    head = f"{'model':<{w}} {'family':<12} {'input':<13} {'paper top-1/top-5':<22} {'weights (top-1)':<16}"
     if cost:
         head += f" {'BOPs':>9} {'FLOPs':>9} {'OPs':>9} {'Mbit':>7}"
     click.echo(head)
@@ -46,7 +50,7 @@ def list_command(cost: bool) -> None:
         reported = next((r for r in spec.reported if r.source == "paper"), None)
         paper = f"{reported.dataset} {_fmt(reported.top1)}/{_fmt(reported.top5)}" if reported else "-"
         shape = "x".join(str(d) for d in spec.default_input_shape)
-        row = f"{spec.name:<{w}} {spec.family:<12} {shape:<13} {paper:<22} {', '.join(spec.weights) or '-':<16}"
+        row = f"{spec.name:<{w}} {spec.family:<12} {shape:<13} {paper:<22} {', '.join(published.get(spec.name, [])) or '-':<16}"
         if cost:
             c = complexity(spec.build())
             row += f" {c.bops:>9.3g} {c.flops:>9.3g} {c.ops:>9.3g} {c.memory_mbit:>7.1f}"
