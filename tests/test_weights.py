@@ -1,5 +1,6 @@
 """The weights index: published checkpoints, publishing, downloading, and the errors."""
 import csv
+import dataclasses
 import functools
 import http.server
 import json
@@ -18,7 +19,7 @@ from zoo.training.evaluation import evaluate, make_dataset
 from zoo.training.experiments import TrainGroupNetResNet20
 from zoo.training.publish import publish
 
-PUBLISHED = [e for e in index.entries()]
+PUBLISHED = list(index.entries())
 WITH_TOP = [e for e in PUBLISHED if e.include_top]
 SLICE, SLICE_TOLERANCE = 1000, 0.015
 
@@ -149,7 +150,7 @@ def server(tmp_path):
 
 
 def as_remote(entry, path, url):
-    index.write_index([index.Entry(**{**entry.__dict__, "file": None, "url": url})])
+    index.write_index([dataclasses.replace(entry, file=None, url=url)])
     return index.cache_dir() / "BiRealNet20" / path.name
 
 
@@ -244,7 +245,7 @@ def test_publish_adds_a_finished_run_with_its_variant_and_loads_it_back(tmp_path
 def test_publish_for_download_writes_urls(tmp_path, monkeypatch):
     monkeypatch.setenv("ZOO_WEIGHTS_INDEX", str(tmp_path / "index.json"))
     run = tmp_path / "run"
-    (run).mkdir()
+    run.mkdir()
     model = zoo.BiRealNet20(input_shape=(28, 28, 1))
     model.save_weights(str(run / "model.weights.h5"))
     result = evaluate(model, make_dataset("FashionMNIST"))

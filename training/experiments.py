@@ -58,6 +58,7 @@ from zoo.quantizers import T_MAX, T_MIN
 from zoo.training.callbacks import EDEUpdate, EpochTimer, ede_schedules
 from zoo.training.datasets import FashionMNIST, ImageClassification, ImageNet
 from zoo.training.evaluation import batches, evaluate
+from zoo.weights import atomic_write_bytes
 
 
 @component
@@ -163,9 +164,7 @@ def git_commit() -> str:
 
 def write_json(path: Path, record: dict) -> None:
     """Writes JSON atomically (a temporary file, then a rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_bytes(path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode("utf-8"))
 
 
 def save_atomically(model: tf.keras.Model, path: Path, weights_only: bool) -> None:
@@ -333,7 +332,7 @@ class TrainTask:
             "batch_size": self.batch_size,
             "wall_time_seconds": round(seconds, 1),
             "command": shlex.join(["zoo", *(COMMAND_LINE or sys.argv[1:])]),
-            "git_commit": read_json(out / "run.json").get("git_commit") or git_commit(),
+            "git_commit": read_json(out / "run.json")["git_commit"],  # written by run() at the start
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, "
                        f"{len(tf.config.list_physical_devices('GPU'))} GPUs",
             "versions": {"tensorflow": tf.__version__, "larq": lq_version()},

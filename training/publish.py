@@ -123,7 +123,6 @@ def publish(
     return new
 
 
-
 def evaluate_published(models=(), limit: Optional[int] = None) -> List[dict]:
     """Loads every published checkpoint with a classifier (or those of `models`) through
     its constructor and measures it on its dataset's test split (`limit`: the first N

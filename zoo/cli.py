@@ -99,7 +99,7 @@ def weights_list_command() -> None:
                    f"{_fmt(e.top1 and 100 * e.top1, '.2f'):>6} {epochs:>6} {e.size / 1e6:>5.1f}  {e.command}")
 
 
-def weights_evaluate_command(models, limit: Optional[int]) -> int:
+def weights_evaluate_command(models, limit: Optional[int]) -> None:
     """Every published checkpoint loaded through its constructor and measured now."""
     from zoo.training.publish import evaluate_published
 
@@ -112,7 +112,6 @@ def weights_evaluate_command(models, limit: Optional[int]) -> int:
                    f"{r['examples']:>7,} {r['ops']:>9.3g} {r['memory_mbit']:>11.3f}")
     if not rows:
         click.echo("(no published checkpoint)")
-    return len(rows)
 
 
 def build_cli() -> click.Group:

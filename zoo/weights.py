@@ -71,10 +71,6 @@ class Entry:
         record["input_shape"] = list(self.input_shape)
         return {k: v for k, v in record.items() if v is not None}
 
-    @property
-    def location(self) -> str:
-        return self.url or str(index_path().parent / self.file)
-
 
 def index_path() -> Path:
     """The index in use: `ZOO_WEIGHTS_INDEX`, else the one installed with the package."""

@@ -127,7 +127,8 @@ class ModelFactory:
     def build(self) -> tf.keras.Model:
         path, entry, shape, num_classes = self._resolved()
         if entry is not None:
-            different = {k: v for k, v in entry.options.items() if self.variant().get(k, v) != v}
+            mine = self.variant()
+            different = {k: v for k, v in entry.options.items() if mine.get(k, v) != v}
             if different:  # the checkpoint's variant, with the caller's other arguments
                 args = {name: getattr(self, name) for name in PUBLIC_FIELDS}
                 return type(self)(**args, **different).build()
