@@ -6,7 +6,7 @@ ZOO    := $(BIN)/zoo
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install data demo test test-fast clean
+.PHONY: install data browser demo docs test test-fast clean
 
 install: $(STAMP)
 
@@ -14,12 +14,20 @@ install: $(STAMP)
 $(STAMP): setup.py constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[cpu,test]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[cpu,test,docs]"
 	touch $@
 
 # The four Fashion-MNIST IDX files (Debian package dataset-fashion-mnist, or ZOO_DATA_DIR).
 data:
 	@bash scripts/ensure-fashion-mnist
+
+# Debian's chromium, for the test that opens the built docs in a headless browser.
+browser:
+	@bash scripts/ensure-chromium
+
+# The docs site, generated from the registry, zoo.complexity and the weights index (site/).
+docs: install
+	$(BIN)/mkdocs build --strict
 
 # The main job: the zoo table, a short Bi-Real training run on Fashion-MNIST, then its
 # evaluation on the 10,000 test images with its BOPs / FLOPs / OPs / memory, and every
@@ -33,11 +41,12 @@ demo: install data
 	$(ZOO) evaluate $(DEMO_DIR)
 	$(ZOO) weights evaluate
 
-test: install data
+# tests/test_docs.py builds the docs site with --strict and opens it in chromium.
+test: install data browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Everything but the few tests marked slow.
-test-fast: install data
+test-fast: install data browser
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 clean:

@@ -36,7 +36,10 @@ setup(
     extras_require={
         "cpu": [f"tensorflow-cpu=={TENSORFLOW}"],
         "gpu": [f"tensorflow=={TENSORFLOW}"],
-        "test": ["pytest", "pytest-xdist"],
+        "test": ["pytest", "pytest-xdist", "playwright"],  # playwright drives Debian's chromium
+        # The docs site (`make docs`): mkdocs-material, API pages from docstrings,
+        # figures drawn with matplotlib, math rendered to MathML at build time.
+        "docs": ["mkdocs", "mkdocs-material", "mkdocstrings[python]", "matplotlib", "latex2mathml", "ruff"],
     },
     entry_points={"console_scripts": ["zoo = zoo.cli:main"]},
 )

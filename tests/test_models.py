@@ -91,6 +91,22 @@ def test_constructors_are_keyword_only():
         zoo.BiRealNet20((32, 32, 3))
 
 
+def test_every_constructor_takes_the_shared_arguments_keyword_only():
+    import inspect
+
+    from zoo.models.base import PUBLIC_FIELDS
+
+    for spec in zoo.list_models():
+        parameters = inspect.signature(spec.constructor).parameters
+        assert set(PUBLIC_FIELDS) <= set(parameters), spec.name
+        assert all(p.kind == p.KEYWORD_ONLY for p in parameters.values()), spec.name
+
+
+def test_groupnet_without_preprocessing():
+    model = zoo.GroupNetResNet20(input_shape=(28, 28, 1), num_bases=1, include_preprocessing=False)
+    assert all(l.name != "preprocessing" for l in model.layers)
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [

@@ -265,6 +265,11 @@ def test_publishing_an_unfinished_run_says_how_to_finish_it(tmp_path):
         publish(str(tmp_path))
 
 
+def test_publishing_for_download_needs_an_out_dir(tmp_path):
+    with pytest.raises(ValueError, match="pass --out-dir"):
+        publish(str(tmp_path), url_base="https://example.org/zoo")
+
+
 def test_a_wheel_ships_the_index_and_every_file_it_names(tmp_path):
     import subprocess
     import sys

@@ -69,6 +69,22 @@ class Optimizer:
     over the stage) or "steps" (multiply by `decay_factor` at each of `decay_epochs`).
     With `warmup_epochs > 0` the rate first rises linearly from `warmup_from` to
     `learning_rate`. `weight_decay` is Keras' decoupled weight decay.
+
+    The fields are set on the command line, e.g. `optimizer.name=sgd`.
+
+    Attributes:
+        name: "adam" (default) or "sgd".
+        learning_rate: the peak learning rate; default 1e-3.
+        momentum: SGD's momentum; default 0.9 (unused by Adam).
+        nesterov: whether SGD uses Nesterov momentum; default False.
+        weight_decay: decoupled weight decay; default 0.0 (none).
+        schedule: "constant", "linear" (default), "cosine" or "steps".
+        decay_epochs: the epochs at which "steps" multiplies the rate by
+            `decay_factor`; default none.
+        decay_factor: the factor of each "steps" decay; default 0.1.
+        warmup_epochs: length of the linear warm-up in epochs (may be fractional);
+            default 0.0 (none).
+        warmup_from: the learning rate at the start of the warm-up; default 0.0.
     """
 
     name: str = Field("adam")
@@ -83,6 +99,20 @@ class Optimizer:
     warmup_from: float = Field(0.0)
 
     def learning_rate_schedule(self, steps_per_epoch: int, epochs: int):
+        """The learning rate over a stage, without the warm-up.
+
+        Arguments:
+            steps_per_epoch: optimizer steps per epoch.
+            epochs: epochs of the stage; the decays run over `steps_per_epoch * epochs`
+                steps (at least 1).
+
+        Returns:
+            `learning_rate` (a float) for "constant", else a Keras
+            `LearningRateSchedule` of the optimizer step.
+
+        Raises:
+            ValueError: `schedule` is not one of the four names.
+        """
         lr, total = self.learning_rate, max(1, steps_per_epoch * epochs)
         if self.schedule == "constant":
             return lr
@@ -100,6 +130,19 @@ class Optimizer:
         )
 
     def build(self, steps_per_epoch: int, epochs: int) -> tf.keras.optimizers.Optimizer:
+        """A fresh Keras optimizer with the stage's learning-rate schedule.
+
+        Arguments:
+            steps_per_epoch: optimizer steps per epoch.
+            epochs: epochs of the stage.
+
+        Returns:
+            `tf.keras.optimizers.Adam` or `tf.keras.optimizers.SGD`, its learning rate
+            wrapped in `WarmUp` when `warmup_epochs > 0`.
+
+        Raises:
+            ValueError: `name` is neither "adam" nor "sgd", or `schedule` is unknown.
+        """
         lr = self.learning_rate_schedule(steps_per_epoch, epochs)
         if self.warmup_epochs > 0:
             lr = WarmUp(self.warmup_from, lr, int(self.warmup_epochs * steps_per_epoch))
@@ -115,7 +158,17 @@ class Optimizer:
 
 @tf.keras.utils.register_keras_serializable(package="zoo")
 class WarmUp(tf.keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warm-up from `start` to the schedule's value over `steps`, then the schedule."""
+    """Linear warm-up from `start` to the schedule's value over `steps`, then the schedule.
+
+    During the warm-up the rate at step s is start + (target - start) * s / steps,
+    with target the schedule's value at step s; afterwards it is the schedule's value.
+
+    Arguments:
+        start: the learning rate at step 0.
+        schedule: the rate to warm up to, a float or a Keras `LearningRateSchedule`
+            (evaluated at the global step).
+        steps: the number of warm-up steps (at least 1 is used).
+    """
 
     def __init__(self, start: float, schedule, steps: int):
         self.start, self.schedule, self.steps = start, schedule, max(1, steps)
@@ -127,6 +180,12 @@ class WarmUp(tf.keras.optimizers.schedules.LearningRateSchedule):
         return tf.where(step < self.steps, warm, target)
 
     def get_config(self):
+        """The schedule's configuration, for serialization.
+
+        Returns:
+            A dict with `start`, `schedule` (serialized when it is a
+            `LearningRateSchedule`) and `steps`.
+        """
         schedule = self.schedule
         if isinstance(schedule, tf.keras.optimizers.schedules.LearningRateSchedule):
             schedule = tf.keras.optimizers.schedules.serialize(schedule)
@@ -134,8 +193,19 @@ class WarmUp(tf.keras.optimizers.schedules.LearningRateSchedule):
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
-    """"default" (one device), "mirrored" (all GPUs, else all CPU devices of this
-    machine) or "multi_worker" (MultiWorkerMirroredStrategy, configured by TF_CONFIG)."""
+    """A `tf.distribute` strategy by name.
+
+    Arguments:
+        name: "default" (one device), "mirrored" (all GPUs, else all CPU devices of
+            this machine) or "multi_worker" (MultiWorkerMirroredStrategy, configured by
+            TF_CONFIG).
+
+    Returns:
+        The strategy.
+
+    Raises:
+        ValueError: an unknown `name`.
+    """
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
@@ -147,7 +217,12 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
 
 
 def git_commit() -> str:
-    """The commit of the zoo's source checkout (with '-dirty'), or 'unknown'."""
+    """The commit of the zoo's source checkout (with '-dirty'), or 'unknown'.
+
+    Returns:
+        The hex commit of the git checkout holding this file, with "-dirty" appended
+        when tracked files have changes; "unknown" when git or the checkout is missing.
+    """
     here = Path(__file__).resolve().parent
     try:
         commit = subprocess.run(
@@ -163,12 +238,27 @@ def git_commit() -> str:
 
 
 def write_json(path: Path, record: dict) -> None:
-    """Writes JSON atomically (a temporary file, then a rename)."""
+    """Writes JSON atomically (a temporary file, then a rename).
+
+    Arguments:
+        path: the file to write (replaced if it exists; missing folders are created).
+        record: a JSON-serializable dict, written with sorted keys and indent 2.
+    """
     atomic_write_bytes(path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode("utf-8"))
 
 
 def save_atomically(model: tf.keras.Model, path: Path, weights_only: bool) -> None:
-    """Saves weights (or the whole model, without optimizer) as h5, atomically."""
+    """Saves weights (or the whole model, without optimizer) as h5, atomically.
+
+    The file is written as ".tmp-<name>" next to `path`, then renamed; Keras picks the
+    format from the suffix, so `path` should end with ".h5".
+
+    Arguments:
+        model: the Keras model to save.
+        path: the destination file (replaced if it exists).
+        weights_only: True saves the weights only, False the whole model without its
+            optimizer state.
+    """
     tmp = path.with_name(".tmp-" + path.name)  # same suffix: Keras picks the format by it
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Keras calls h5 "legacy"; it is what LCE/larq read
@@ -184,7 +274,40 @@ COMMAND_LINE: List[str] = []
 
 
 class TrainTask:
-    """Base of every `Train<Model>` task. Subclasses set `model` (and recipes)."""
+    """Base of every `Train<Model>` task. Subclasses set `model` (and recipes).
+
+    The fields below are set on the command line (`zoo TrainBiRealNet20 epochs=5`);
+    `run()` trains and writes everything to `output_dir`.
+
+    Attributes:
+        dataset: the dataset component; default `FashionMNIST`.
+        preprocessing: the preprocessing component; default `ImageClassification`.
+        model: the model factory to train (set by each task).
+        optimizer: the `Optimizer` of the (last) training stage.
+        epochs: epochs of the (last) training stage; default 30.
+        batch_size: global batch size; default 128.
+        label_smoothing: label smoothing of the cross-entropy loss; default 0.0.
+        pretrain_epochs: epochs of stage 1 of a two-stage recipe; default 0 (one stage).
+        pretrain_model: the model factory of stage 1 (only needed when
+            `pretrain_epochs > 0`).
+        pretrain_optimizer: the `Optimizer` of stage 1.
+        ede_t_min: EDE's t at the start of training; default `T_MIN` (0.1).
+        ede_t_max: EDE's t at the end of training; default `T_MAX` (10).
+        ede_update_every: None (default) updates EDE's t and k per epoch, an integer
+            every that many steps. Used only for models with EDE quantizers.
+        strategy: the distribution strategy, "default", "mirrored" or "multi_worker"
+            (see `make_strategy`); default "default".
+        seed: the random seed of TensorFlow, NumPy and Python and of the shuffling;
+            default 0.
+        shuffle_buffer: size of the training data's shuffle buffer (capped at the
+            number of examples); default 60000.
+        steps_per_epoch: limit of training steps per epoch; default None (a full pass
+            over the train split).
+        validation_steps: limit of validation steps; default None (a full pass).
+        progress_bar: Keras' progress bar (True, default) or one line per epoch.
+        callbacks: extra Keras callbacks, run after the task's own; default none.
+        output_dir: the run's folder; default "runs/<Task>_<Dataset>".
+    """
 
     dataset: Dataset = ComponentField(FashionMNIST)
     preprocessing: Preprocessing = ComponentField(ImageClassification)
@@ -217,16 +340,39 @@ class TrainTask:
 
     @Field
     def output_dir(self) -> str:
+        """The default output folder: "runs/<Task>_<Dataset>".
+
+        Returns:
+            The path as a string.
+        """
         return str(Path("runs") / f"{type(self).__name__}_{type(self.dataset).__name__}")
 
     # -- data -----------------------------------------------------------------
     def data(self, split: str, training: bool) -> tuple:
-        """(batched tf.data.Dataset of (image, one-hot label), number of examples)."""
+        """(batched tf.data.Dataset of (image, one-hot label), number of examples).
+
+        Arguments:
+            split: the dataset split, "train", "validation" or "test".
+            training: True shuffles (with `seed` and `shuffle_buffer`), repeats forever
+                and preprocesses for training; False makes one pass in order.
+
+        Returns:
+            A pair `(dataset, count)`: batches of `batch_size`, and the split's number
+            of examples.
+        """
         return batches(self.dataset, split, training, self.batch_size, self.preprocessing,
                        self.shuffle_buffer, self.seed)
 
     # -- one stage ----------------------------------------------------------------
     def compile(self, model: tf.keras.Model, optimizer: Optimizer, epochs: int, steps: int) -> None:
+        """Compiles `model` with cross-entropy, top-1 and top-5 accuracy.
+
+        Arguments:
+            model: the model to compile.
+            optimizer: the stage's `Optimizer` component (built here).
+            epochs: epochs of the stage.
+            steps: optimizer steps per epoch.
+        """
         model.compile(
             optimizer=optimizer.build(steps, epochs),
             loss=tf.keras.losses.CategoricalCrossentropy(label_smoothing=self.label_smoothing),
@@ -237,7 +383,15 @@ class TrainTask:
         )
 
     def stage_callbacks(self, model: tf.keras.Model, stage_dir: Path) -> List[tf.keras.callbacks.Callback]:
-        """EDE and the timer first, then the loggers, the backup, the user's callbacks."""
+        """EDE and the timer first, then the loggers, the backup, the user's callbacks.
+
+        Arguments:
+            model: the stage's model; `EDEUpdate` is added only if it has EDE quantizers.
+            stage_dir: the stage's folder, for history.csv, logs/ and backup/.
+
+        Returns:
+            The list of Keras callbacks.
+        """
         ede = [EDEUpdate(self.ede_t_min, self.ede_t_max, self.ede_update_every)] if ede_schedules(model) else []
         return [
             *ede,
@@ -250,6 +404,25 @@ class TrainTask:
 
     def train_stage(self, strategy, attr: str, optimizer: Optimizer, epochs: int,
                     stage_dir: Path, init_weights: Optional[Path]) -> tf.keras.Model:
+        """Trains one stage, resuming from its backup; a finished stage only loads its weights.
+
+        At the end it writes model.weights.h5, model.h5 and stage.json to `stage_dir`.
+
+        Arguments:
+            strategy: the `tf.distribute.Strategy` to build and train under.
+            attr: the task's field holding the model, "model" or "pretrain_model".
+            optimizer: the stage's `Optimizer`.
+            epochs: epochs of the stage.
+            stage_dir: the stage's output folder (created if missing).
+            init_weights: a weights file to initialise the model from (stage 1's
+                weights), used only when the stage has no backup yet; or None.
+
+        Returns:
+            The trained model.
+
+        Raises:
+            ValueError: the model's input shape does not match the dataset's.
+        """
         stage_dir.mkdir(parents=True, exist_ok=True)
         train, n_train = self.data("train", training=True)
         validation, _ = self.data("validation", training=False)
@@ -280,6 +453,14 @@ class TrainTask:
         return model
 
     def check_input(self, model: tf.keras.Model) -> None:
+        """Checks that the model takes the dataset's input shape.
+
+        Arguments:
+            model: the model to train.
+
+        Raises:
+            ValueError: the model's input shape is not the dataset's `input_shape`.
+        """
         expected = tuple(self.dataset.input_shape)
         got = tuple(model.input_shape[1:])
         if got != expected:
@@ -291,6 +472,18 @@ class TrainTask:
 
     # -- the task -------------------------------------------------------------
     def run(self) -> dict:
+        """Runs the task: both stages (or one), then the test evaluation.
+
+        Writes config.txt, run.json, the stages' files and metrics.json to
+        `output_dir`; a re-run resumes where the last one stopped.
+
+        Returns:
+            The metrics record written to metrics.json (see `metrics_record`).
+
+        Raises:
+            ValueError: the model's input shape does not match the dataset's, or an
+                unknown strategy, optimizer or schedule.
+        """
         out = Path(self.output_dir)
         out.mkdir(parents=True, exist_ok=True)
         tf.keras.utils.set_random_seed(self.seed)
@@ -313,6 +506,19 @@ class TrainTask:
         return metrics
 
     def metrics_record(self, model: tf.keras.Model, out: Path) -> dict:
+        """Evaluates the trained model on the test split and gathers the run's record.
+
+        Arguments:
+            model: the trained model.
+            out: the run's output folder (its run.json and history files are read).
+
+        Returns:
+            A dict with the model, task and dataset names, input shape, number of
+            classes, architecture options, top-1 and top-5 accuracy (fractions) and
+            the number of test examples, epochs, batch size, training wall time in
+            seconds, command, git commit, machine, library versions and the model's
+            cost (`Complexity.as_dict()`).
+        """
         result = evaluate(model, self.dataset, self.batch_size)
         cost = complexity(model)
         stages = [out / "pretrain"] if self.pretrain_epochs > 0 else []
@@ -341,22 +547,49 @@ class TrainTask:
 
 
 def model_name(task_instance: TrainTask) -> str:
-    """The registry name of a task's model ("TrainBiRealNet20" trains "BiRealNet20")."""
+    """The registry name of a task's model ("TrainBiRealNet20" trains "BiRealNet20").
+
+    Arguments:
+        task_instance: a training task.
+
+    Returns:
+        The task's class name without its "Train" prefix.
+    """
     return type(task_instance).__name__.removeprefix("Train")
 
 
 def lq_version() -> str:
+    """The installed larq version.
+
+    Returns:
+        The version string of the `larq` distribution.
+    """
     from importlib.metadata import version
 
     return version("larq")
 
 
 def read_json(path: Path) -> dict:
+    """Reads a JSON file.
+
+    Arguments:
+        path: the file.
+
+    Returns:
+        Its content, or an empty dict when the file does not exist.
+    """
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
 def epoch_seconds(history: Path) -> float:
-    """Sum of the `epoch_seconds` column of a CSVLogger history."""
+    """Sum of the `epoch_seconds` column of a CSVLogger history.
+
+    Arguments:
+        history: a history.csv file.
+
+    Returns:
+        The total in seconds; 0.0 when the file does not exist (empty cells count 0).
+    """
     import csv
 
     if not history.exists():
@@ -377,6 +610,10 @@ class TrainBiRealNet(TrainTask):
     For the later PyTorch re-training recipe use `pretrain_epochs=0 epochs=256
     batch_size=512 optimizer.name=adam optimizer.learning_rate=1e-3
     optimizer.schedule=linear label_smoothing=0.1`.
+
+    References:
+        - Liu et al., Bi-Real Net, ECCV 2018, Section 3.4 (real-valued initialisation)
+          and Section 4.1 (training details).
     """
 
     dataset = ComponentField(ImageNet)
@@ -393,18 +630,24 @@ class TrainBiRealNet(TrainTask):
 
 @task
 class TrainBiRealNet18(TrainBiRealNet):
+    """Bi-Real Net 18 on ImageNet, the recipe of `TrainBiRealNet`."""
+
     model = ComponentField(BiRealNet18Factory)
     pretrain_model = ComponentField(BiRealNet18Factory, **REAL_VALUED)
 
 
 @task
 class TrainBiRealNet34(TrainBiRealNet):
+    """Bi-Real Net 34 on ImageNet, the recipe of `TrainBiRealNet`."""
+
     model = ComponentField(BiRealNet34Factory)
     pretrain_model = ComponentField(BiRealNet34Factory, **REAL_VALUED)
 
 
 @task
 class TrainBiRealNet50(TrainBiRealNet):
+    """Bi-Real Net 50 on ImageNet, the recipe of `TrainBiRealNet`."""
+
     model = ComponentField(BiRealNet50Factory)
     pretrain_model = ComponentField(BiRealNet50Factory, **REAL_VALUED)
 
@@ -416,6 +659,9 @@ class TrainBiRealNet20(TrainTask):
     One stage by default: Adam, lr 1e-3 decayed linearly to 0, batch 128 (the PyTorch
     re-training recipe, which reports the paper's accuracy without pre-training).
     `pretrain_epochs=N` adds the paper's real-valued clip pre-training first.
+
+    References:
+        - Liu et al., Bi-Real Net, ECCV 2018, Section 3.4 (real-valued initialisation).
     """
 
     model = ComponentField(BiRealNet20Factory)
@@ -434,7 +680,12 @@ class TrainBiRealNet20FP(TrainBiRealNet20):
 class TrainIRNetImageNet(TrainTask):
     """IR-Net on ImageNet, the official recipe: global batch 2048, SGD (Nesterov,
     momentum 0.9, weight decay 1e-4), lr warmed up from 0.2 to 0.8 over 4 epochs, then
-    divided by 10 at epochs 30, 60 and 90 of 100; EDE refreshed every 100 steps."""
+    divided by 10 at epochs 30, 60 and 90 of 100; EDE refreshed every 100 steps.
+
+    References:
+        - Qin et al., IR-Net, CVPR 2020; official code (ImageNet recipe), Section 3.2
+          (EDE).
+    """
 
     dataset = ComponentField(ImageNet)
     epochs = Field(100)
@@ -448,11 +699,15 @@ class TrainIRNetImageNet(TrainTask):
 
 @task
 class TrainIRNetResNet18(TrainIRNetImageNet):
+    """IR-Net ResNet-18 on ImageNet, the recipe of `TrainIRNetImageNet`."""
+
     model = ComponentField(IRNetResNet18Factory)
 
 
 @task
 class TrainIRNetResNet34(TrainIRNetImageNet):
+    """IR-Net ResNet-34 on ImageNet, the recipe of `TrainIRNetImageNet`."""
+
     model = ComponentField(IRNetResNet34Factory)
 
 
@@ -460,7 +715,11 @@ class TrainIRNetResNet34(TrainIRNetImageNet):
 class TrainIRNetResNet20(TrainTask):
     """IR-Net ResNet-20 on small images (default Fashion-MNIST), the official CIFAR
     recipe: 400 epochs, batch 128, SGD momentum 0.9, lr 0.1, weight decay 1e-4, cosine
-    to 0; EDE per epoch. Ablations: model.libra_pb=False, model.ede=False."""
+    to 0; EDE per epoch. Ablations: model.libra_pb=False, model.ede=False.
+
+    References:
+        - Qin et al., IR-Net, CVPR 2020; official code (CIFAR recipe).
+    """
 
     model = ComponentField(IRNetResNet20Factory)
     epochs = Field(400)
@@ -470,7 +729,11 @@ class TrainIRNetResNet20(TrainTask):
 @task
 class TrainIRNetVGGSmall(TrainIRNetResNet20):
     """IR-Net VGG-Small, the official recipe: 300 epochs, batch 128, SGD momentum 0.9,
-    lr 0.007, weight decay 1e-4, cosine to 0; EDE per epoch."""
+    lr 0.007, weight decay 1e-4, cosine to 0; EDE per epoch.
+
+    References:
+        - Qin et al., IR-Net, CVPR 2020; official code (CIFAR recipe).
+    """
 
     model = ComponentField(IRNetVGGSmallFactory)
     epochs = Field(300)
@@ -493,6 +756,16 @@ class TrainGroupNet(TrainTask):
 
     `num_bases`, `aggregation` and `soft_gates` are set here, on the task, so that both
     stages build the same architecture (`zoo TrainGroupNetResNet20 num_bases=3`).
+
+    Attributes:
+        num_bases: K, the binary bases per block; default 5.
+        aggregation: "scales" (a learnable lambda per base, the conference version;
+            default) or "mean" (the journal version).
+        soft_gates: whether to add the learnable gate between consecutive blocks;
+            default True.
+
+    References:
+        - Zhuang et al., Group-Net, CVPR 2019; official code.
     """
 
     num_bases: int = Field(5)
@@ -514,18 +787,24 @@ class TrainGroupNetImageNet(TrainGroupNet):
 
 @task
 class TrainGroupNetResNet18(TrainGroupNetImageNet):
+    """Group-Net ResNet-18 on ImageNet, the two stages of `TrainGroupNet`."""
+
     model = ComponentField(GroupNetResNet18Factory)
     pretrain_model = ComponentField(GroupNetResNet18Factory, **TANH_TWIN)
 
 
 @task
 class TrainGroupNetResNet34(TrainGroupNetImageNet):
+    """Group-Net ResNet-34 on ImageNet, the two stages of `TrainGroupNet`."""
+
     model = ComponentField(GroupNetResNet34Factory)
     pretrain_model = ComponentField(GroupNetResNet34Factory, **TANH_TWIN)
 
 
 @task
 class TrainGroupNetResNet50(TrainGroupNetImageNet):
+    """Group-Net ResNet-50 on ImageNet, the two stages of `TrainGroupNet`."""
+
     model = ComponentField(GroupNetResNet50Factory)
     pretrain_model = ComponentField(GroupNetResNet50Factory, **TANH_TWIN)
 

@@ -28,6 +28,18 @@ COST = ("bops", "flops", "ops", "params", "binary_params", "float_params", "memo
 
 
 def read_run(run_dir: Path) -> dict:
+    """The record of a finished run (its metrics.json).
+
+    Arguments:
+        run_dir: the run's output directory.
+
+    Returns:
+        The parsed metrics.json.
+
+    Raises:
+        FileNotFoundError: metrics.json or model.weights.h5 is missing (the run has not
+            finished).
+    """
     path = run_dir / "metrics.json"
     if not path.exists() or not (run_dir / "model.weights.h5").exists():
         raise FileNotFoundError(
@@ -38,7 +50,16 @@ def read_run(run_dir: Path) -> dict:
 
 
 def training_curve(run_dir: Path) -> str:
-    """The run's per-epoch history as CSV, stage 1 ("pretrain") first, then "train"."""
+    """The run's per-epoch history as CSV, stage 1 ("pretrain") first, then "train".
+
+    Arguments:
+        run_dir: the run's output directory (its history.csv and pretrain/history.csv
+            are read, when they exist).
+
+    Returns:
+        CSV text with the columns `HISTORY_COLUMNS` (other columns dropped); only the
+        header when there is no history.
+    """
     out = io.StringIO()
     writer = csv.DictWriter(out, HISTORY_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
@@ -58,26 +79,34 @@ def publish(
 ) -> List[index.Entry]:
     """Adds (or replaces) the run's entries in the index; returns them.
 
-    Args:
+    Besides the two checkpoints it writes the training curve,
+    `<Model>-<tag>.history.csv`, next to them.
+
+    Arguments:
         run_dir: the output directory of a finished `zoo Train...` run.
         tag: the weights tag; default the dataset's (e.g. "fashion_mnist").
         url_base: publish for download from `url_base/<file>` (upload the files from
             `out_dir` there); default: ship the files inside the package, next to the index.
-        out_dir: where the files are written when `url_base` is given.
+        out_dir: where the files are written when `url_base` is given (required then).
         index_file: the index to update; default the one in use (`zoo.weights.index_path`).
+
+    Returns:
+        The two new `zoo.weights.Entry` records, with and without the classifier.
 
     Raises:
         FileNotFoundError: the run has not finished.
-        ValueError: the rebuilt model does not reproduce the run's accuracy.
+        ValueError: `url_base` is given with an empty `out_dir` (an `out_dir` of None
+            fails earlier, with a TypeError), or the rebuilt model does not reproduce
+            the run's accuracy.
     """
+    if url_base and not out_dir:
+        raise ValueError("With --url-base, pass --out-dir: the folder to write the files to upload.")
     run = read_run(Path(run_dir))
     spec = registry.get(run["model"])
     dataset = make_dataset(run["dataset"])
     tag = tag or dataset.weights_tag
     index_path = Path(index_file) if index_file else index.index_path()
     folder = Path(out_dir) if url_base else index_path.parent
-    if url_base and not out_dir:
-        raise ValueError("With --url-base, pass --out-dir: the folder to write the files to upload.")
     shape, classes = tuple(run["input_shape"]), run["num_classes"]
 
     factory = spec.factory(input_shape=shape, num_classes=classes, **run.get("options", {}))
@@ -126,7 +155,16 @@ def publish(
 def evaluate_published(models=(), limit: Optional[int] = None) -> List[dict]:
     """Loads every published checkpoint with a classifier (or those of `models`) through
     its constructor and measures it on its dataset's test split (`limit`: the first N
-    test images); one row per checkpoint."""
+    test images); one row per checkpoint.
+
+    Arguments:
+        models: model names to evaluate; default empty: every model.
+        limit: evaluate on the first `limit` test images only; default None (all).
+
+    Returns:
+        A list of dicts with `model`, `tag`, `index_top1` (the index's top-1), `top1`
+        (measured now), `examples`, `ops` and `memory_mbit` (from the entry's cost).
+    """
     rows = []
     for entry in index.entries():
         if not entry.include_top or (models and entry.model not in models):

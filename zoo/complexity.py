@@ -24,7 +24,19 @@ NOT_COUNTED = (tf.keras.layers.Normalization, tf.keras.layers.Rescaling)
 
 @dataclass(frozen=True)
 class LayerCost:
-    """Cost of one layer."""
+    """Cost of one layer.
+
+    Arguments:
+        name: the layer's name.
+        kind: "binary" (it has binary MACs), "full precision" (only full-precision
+            MACs), "batch norm", "preprocessing" (not counted), else the layer's class
+            name.
+        output_shape: the layer's output shape, as larq's profile reports it.
+        bops: binary multiply-accumulates.
+        flops: full-precision multiply-accumulates.
+        binary_params: number of 1-bit weights.
+        float_params: number of other (32-bit) parameters.
+    """
 
     name: str
     kind: str
@@ -36,41 +48,53 @@ class LayerCost:
 
     @property
     def memory_mbit(self) -> float:
+        """Parameter memory in Mbit (1e6 bits): 1 bit per binary, 32 per other parameter."""
         return (self.binary_params + 32 * self.float_params) / 1e6
 
 
 @dataclass(frozen=True)
 class Complexity:
-    """Totals and the per-layer table of a model's cost."""
+    """Totals and the per-layer table of a model's cost.
+
+    Arguments:
+        layers: the `LayerCost` of every counted layer, in model order.
+    """
 
     layers: Tuple[LayerCost, ...]
 
     @property
     def bops(self) -> int:
+        """Binary multiply-accumulates (BOPs) of all layers."""
         return sum(layer.bops for layer in self.layers)
 
     @property
     def flops(self) -> int:
+        """Full-precision multiply-accumulates (FLOPs) of all layers."""
         return sum(layer.flops for layer in self.layers)
 
     @property
     def ops(self) -> float:
+        """OPs = BOPs / 64 + FLOPs."""
         return self.bops / 64 + self.flops
 
     @property
     def binary_params(self) -> int:
+        """Number of 1-bit weights."""
         return sum(layer.binary_params for layer in self.layers)
 
     @property
     def float_params(self) -> int:
+        """Number of full-precision (32-bit) parameters."""
         return sum(layer.float_params for layer in self.layers)
 
     @property
     def params(self) -> int:
+        """Number of parameters, binary and full precision."""
         return self.binary_params + self.float_params
 
     @property
     def memory_mbit(self) -> float:
+        """Parameter memory in Mbit (1e6 bits), the sum over layers."""
         return sum(layer.memory_mbit for layer in self.layers)
 
     @property
@@ -79,14 +103,27 @@ class Complexity:
         return self.memory_mbit / 8
 
     def as_dict(self) -> dict:
-        """Totals, for JSON records and tables."""
+        """Totals, for JSON records and tables.
+
+        Returns:
+            A dict with `bops`, `flops`, `ops`, `binary_params`, `float_params`,
+            `params` and `memory_mbit`.
+        """
         return dict(
             bops=self.bops, flops=self.flops, ops=self.ops, binary_params=self.binary_params,
             float_params=self.float_params, params=self.params, memory_mbit=self.memory_mbit,
         )
 
     def table(self, per_layer: bool = True) -> str:
-        """A plain-text table (per layer, then the totals)."""
+        """A plain-text table (per layer, then the totals).
+
+        Arguments:
+            per_layer: include a row per layer (those with a cost or parameters)
+                before the totals; default True. False gives the totals only.
+
+        Returns:
+            The table as one string, lines separated by newlines.
+        """
         head = f"{'layer':<34} {'kind':<14} {'output':<18} {'BOPs':>12} {'FLOPs':>12} {'bin params':>11} {'fp params':>10}"
         rows = []
         if per_layer:
@@ -127,7 +164,17 @@ def _kind(layer: tf.keras.layers.Layer, bops: int, flops: int) -> str:
 
 
 def layer_cost(layer: tf.keras.layers.Layer) -> LayerCost:
-    """Cost of one (non-nested) layer."""
+    """Cost of one (non-nested) layer.
+
+    MACs whose precision (larq's profile) is 1 bit count as BOPs, all others as FLOPs.
+    Input preprocessing (`Normalization`, `Rescaling`) counts nothing.
+
+    Arguments:
+        layer: a built Keras layer that is not itself a model.
+
+    Returns:
+        Its `LayerCost`.
+    """
     profile = lq.models.LayerProfile(layer)
     shape = profile.output_shape
     if isinstance(layer, NOT_COUNTED):

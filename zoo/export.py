@@ -13,14 +13,33 @@ import tensorflow as tf
 
 
 def convert(model: tf.keras.Model, target: str = "arm") -> bytes:
-    """The model as a TFLite flatbuffer with Larq Compute Engine's binary ops."""
+    """The model as a TFLite flatbuffer with Larq Compute Engine's binary ops.
+
+    Needs the `larq_compute_engine` package (imported here, not at module import).
+
+    Arguments:
+        model: the Keras (Larq) model to convert.
+        target: the hardware platform for LCE's converter, "arm" (default) or "xcore".
+
+    Returns:
+        The converted model, the bytes of a `.tflite` file.
+    """
     import larq_compute_engine as lce
 
     return lce.convert_keras_model(model, target=target)
 
 
 def op_counts(flatbuffer: bytes) -> Counter:
-    """How many operators of each kind (builtin name or custom code) the file holds."""
+    """How many operators of each kind (builtin name or custom code) the file holds.
+
+    Arguments:
+        flatbuffer: the bytes of a `.tflite` file (e.g. from `convert`).
+
+    Returns:
+        A `Counter` from operator name to its number of uses, over all subgraphs: the
+        builtin operator's name (e.g. "CONV_2D"), the custom code of a custom op (e.g.
+        "LceBconv2d"), or "?" for a builtin code this TensorFlow does not know.
+    """
     from tensorflow.lite.python import schema_py_generated as schema
 
     builtin = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
@@ -39,7 +58,20 @@ def op_counts(flatbuffer: bytes) -> Counter:
 
 
 def predict(flatbuffer: bytes, images: np.ndarray, num_threads: Optional[int] = 1) -> np.ndarray:
-    """Outputs of the converted model (LCE's interpreter), one image at a time."""
+    """Outputs of the converted model (LCE's interpreter), one image at a time.
+
+    Needs the `larq_compute_engine` package.
+
+    Arguments:
+        flatbuffer: the bytes of a converted `.tflite` file.
+        images: a batch of images, shape (N, height, width, channels); each is cast
+            to float32 and run as a batch of one.
+        num_threads: threads of the interpreter; default 1.
+
+    Returns:
+        The outputs of a single-output model for the N images, concatenated along the
+        first axis.
+    """
     from larq_compute_engine.tflite.python.interpreter import Interpreter
 
     interpreter = Interpreter(flatbuffer, num_threads=num_threads)

@@ -32,6 +32,14 @@ class Clip(lq.quantizers.Quantizer):
     precision = 32
 
     def call(self, inputs):
+        """Clips `inputs` to [-1, 1].
+
+        Arguments:
+            inputs: a tensor (activations).
+
+        Returns:
+            clip(inputs, -1, 1), of the input's shape.
+        """
         return tf.clip_by_value(inputs, -1.0, 1.0)
 
 
@@ -42,11 +50,22 @@ class LeakyClip(lq.quantizers.Quantizer):
 
     Bi-Real Net 50's official code puts it before the one full-precision 1x1
     convolution of the first bottleneck (the only real-valued conv of the body).
+
+    References:
+        - Liu et al., Bi-Real Net, ECCV 2018; Bi-Real Net 50's official code.
     """
 
     precision = 32
 
     def call(self, inputs):
+        """Applies the leaky clip.
+
+        Arguments:
+            inputs: a tensor (activations).
+
+        Returns:
+            clip(x, -1, 1) + 0.1 * (x - clip(x, -1, 1)), of the input's shape.
+        """
         clipped = tf.clip_by_value(inputs, -1.0, 1.0)
         return clipped + 0.1 * (inputs - clipped)
 
@@ -60,13 +79,36 @@ def ede_t_k(progress: float, t_min: float = T_MIN, t_max: float = T_MAX):
 
     t = T_min * 10^(p * log10(T_max / T_min)),  k = max(1 / t, 1).
     On CIFAR p = epoch / epochs (epoch counted from 0); on ImageNet p = step / steps.
+
+    Arguments:
+        progress: the training progress p, from 0 (start) to 1 (end).
+        t_min: t at p = 0; default `T_MIN` (0.1, the paper's).
+        t_max: t at p = 1; default `T_MAX` (10, the paper's).
+
+    Returns:
+        The pair `(t, k)` of floats.
+
+    References:
+        - Qin et al., IR-Net, CVPR 2020, Section 3.2 (EDE).
     """
     t = t_min * 10 ** (progress * math.log10(t_max / t_min))
     return t, max(1.0 / t, 1.0)
 
 
 def ede_sign(x: tf.Tensor, t, k) -> tf.Tensor:
-    """sign(x) forward (sign(0) = +1); backward k * t * (1 - tanh(t x)^2), no clipping."""
+    """sign(x) forward (sign(0) = +1); backward k * t * (1 - tanh(t x)^2), no clipping.
+
+    Arguments:
+        x: the tensor to binarize.
+        t: EDE's t (a float, tensor or variable, read at each call); cast to `x`'s dtype.
+        k: EDE's k, likewise.
+
+    Returns:
+        sign(x) as a tensor of `x`'s shape, with the EDE gradient.
+
+    References:
+        - Qin et al., IR-Net, CVPR 2020, Section 3.2 (EDE).
+    """
     t, k = tf.convert_to_tensor(t, x.dtype), tf.convert_to_tensor(k, x.dtype)
 
     @tf.custom_gradient
@@ -88,6 +130,14 @@ class EDESchedule(tf.keras.layers.Layer):
     (`zoo.training.callbacks.EDEUpdate`) assigns it. A quantizer built without one (for
     instance after `load_model`) makes its own; the callback updates every schedule it
     finds in a model.
+
+    The variables `t` and `k` start at `ede_t_k(0.0)`, i.e. t = T_MIN and k = 1 / T_MIN.
+
+    Arguments:
+        **kwargs: Keras layer keyword arguments (e.g. `name`).
+
+    References:
+        - Qin et al., IR-Net, CVPR 2020, Section 3.2 (EDE).
     """
 
     def __init__(self, **kwargs):
@@ -97,10 +147,24 @@ class EDESchedule(tf.keras.layers.Layer):
         self.k = self.add_weight("k", shape=(), initializer=tf.constant_initializer(k), trainable=False)
 
     def assign(self, t: float, k: float) -> None:
+        """Sets the schedule's t and k (seen by every quantizer that shares it).
+
+        Arguments:
+            t: the new value of t.
+            k: the new value of k.
+        """
         self.t.assign(t)
         self.k.assign(k)
 
     def call(self, inputs):
+        """Returns `inputs` unchanged: the layer only holds the variables.
+
+        Arguments:
+            inputs: any tensor.
+
+        Returns:
+            `inputs`.
+        """
         return inputs
 
 
@@ -146,12 +210,26 @@ class EDESign(_EDEQuantizer):
     k tanh(t x), with t growing from T_min to T_max during training and
     k = max(1/t, 1): at first close to the identity, at the end close to sign.
 
+    Arguments:
+        schedule: the `EDESchedule` whose t and k the backward pass reads, shared with
+            the model's other EDE quantizers; default None: the quantizer makes its own
+            on first use.
+        **kwargs: Keras layer keyword arguments (e.g. `name`).
+
     References:
         - Qin et al., Forward and Backward Information Retention for Accurate Binary
           Neural Networks (IR-Net), CVPR 2020, Section 3.2.
     """
 
     def call(self, inputs):
+        """Binarizes `inputs` with the schedule's current t and k.
+
+        Arguments:
+            inputs: the tensor to binarize (activations or weights).
+
+        Returns:
+            sign(inputs) (sign(0) = +1), with the EDE gradient.
+        """
         return ede_sign(inputs, self.schedule.t, self.schedule.k)
 
 
@@ -169,8 +247,18 @@ class LibraPBSign(_EDEQuantizer):
     straight-through identity (`estimator="ste"`, the ablation without EDE). The
     scale s_c is an integer power of two, so it is a bit shift at inference.
 
+    Arguments:
+        schedule: the shared `EDESchedule` read by the EDE backward pass; default None:
+            the quantizer makes its own on first use (unused with `estimator="ste"`).
+        estimator: the gradient of the sign, "ede" (default) or "ste".
+        **kwargs: Keras layer keyword arguments (e.g. `name`).
+
+    Raises:
+        ValueError: `estimator` is neither "ede" nor "ste".
+
     References:
-        - Qin et al., IR-Net, CVPR 2020, Section 3.1 (Libra-PB).
+        - Qin et al., IR-Net, CVPR 2020, Section 3.1 (Libra-PB), and Section 3.2 (EDE)
+          for the estimator.
     """
 
     def __init__(self, schedule: Optional[EDESchedule] = None, estimator: str = "ede", **kwargs):
@@ -180,6 +268,14 @@ class LibraPBSign(_EDEQuantizer):
         self.estimator = estimator
 
     def call(self, inputs):
+        """Binarizes a kernel with Libra-PB.
+
+        Arguments:
+            inputs: the kernel, output channels on the last axis.
+
+        Returns:
+            s_c * sign(w_std), of the kernel's shape.
+        """
         axes = list(range(len(inputs.shape) - 1))  # all but the output channels
         n = tf.cast(tf.reduce_prod(tf.shape(inputs)[:-1]), inputs.dtype)
         balanced = inputs - tf.reduce_mean(inputs, axis=axes, keepdims=True)
@@ -194,6 +290,12 @@ class LibraPBSign(_EDEQuantizer):
         return scale * signs
 
     def get_config(self):
+        """The quantizer's configuration, for serialization.
+
+        Returns:
+            The base quantizer's config dict plus `estimator`; the schedule is not part
+            of it (a deserialized quantizer makes its own).
+        """
         return {**super().get_config(), "estimator": self.estimator}
 
 
@@ -219,10 +321,13 @@ class GroupNetWeightSign(lq.quantizers.Quantizer):
 
     Arguments:
         groups: the number of equal slices of the last (output) axis, each with its own
-            scale; the number of bases of a fused Group-Net convolution.
+            scale; the number of bases of a fused Group-Net convolution. Default 1.
+        **kwargs: Keras layer keyword arguments (e.g. `name`).
 
-    Returns:
-        The binarized kernel, of the input's shape.
+    Calling it returns the binarized kernel, of the input's shape.
+
+    Raises:
+        ValueError: `groups` is less than 1.
 
     References:
         - Zhuang et al., Structured Binary Neural Networks for Accurate Image
@@ -239,6 +344,17 @@ class GroupNetWeightSign(lq.quantizers.Quantizer):
         self.groups = int(groups)
 
     def call(self, inputs):
+        """Binarizes a kernel: mean(|W_g|) * sign(W_g) for each of the `groups` slices.
+
+        Arguments:
+            inputs: the kernel, output channels on the last axis.
+
+        Returns:
+            The binarized kernel, of the input's shape; its gradient is the identity.
+
+        Raises:
+            ValueError: the kernel's last axis does not divide into `groups` slices.
+        """
         groups = self.groups
 
         @tf.custom_gradient
@@ -257,6 +373,11 @@ class GroupNetWeightSign(lq.quantizers.Quantizer):
         return _binarize(inputs)
 
     def get_config(self):
+        """The quantizer's configuration, for serialization.
+
+        Returns:
+            The base quantizer's config dict plus `groups`.
+        """
         return {**super().get_config(), "groups": self.groups}
 
 
@@ -276,4 +397,12 @@ class Tanh(lq.quantizers.Quantizer):
     precision = 32
 
     def call(self, inputs):
+        """Applies tanh.
+
+        Arguments:
+            inputs: a tensor (activations).
+
+        Returns:
+            tanh(inputs), of the input's shape.
+        """
         return tf.tanh(inputs)

@@ -13,7 +13,16 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 @dataclass(frozen=True)
 class Paper:
-    """A publication a model implements."""
+    """A publication a model implements.
+
+    Arguments:
+        title: the paper's title.
+        authors: its authors, as cited (e.g. "Liu et al.").
+        venue: where it was published (e.g. "ECCV").
+        year: the year of publication.
+        url: a link to the paper.
+        bibtex: its BibTeX entry.
+    """
 
     title: str
     authors: str
@@ -25,18 +34,49 @@ class Paper:
 
 @dataclass(frozen=True)
 class Reported:
-    """A result the paper reports (not measured by this project)."""
+    """A result the paper reports (not measured by this project).
+
+    `ops` and `memory_mbit` are the paper's own cost figures, where it gives them, at
+    the model's default input (`zoo.complexity` must reproduce them).
+
+    Arguments:
+        dataset: the dataset of the result (e.g. "ImageNet").
+        top1: top-1 accuracy in percent (e.g. 56.4).
+        top5: top-5 accuracy in percent; default None (not reported).
+        source: where the number comes from; default "paper" (e.g. "larq-zoo weights"
+            for a result of published third-party weights).
+        note: a short remark (e.g. "K=5"); default "".
+        ops: the paper's OPs (BOPs / 64 + FLOPs); default None.
+        memory_mbit: the paper's model memory in Mbit; default None.
+    """
 
     dataset: str
     top1: float
     top5: Optional[float] = None
     source: str = "paper"
     note: str = ""
+    ops: Optional[float] = None
+    memory_mbit: Optional[float] = None
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Everything the zoo knows about one registered model."""
+    """Everything the zoo knows about one registered model.
+
+    Arguments:
+        name: the model's name, that of its public constructor (e.g. "BiRealNet18").
+        constructor: the public constructor (a function returning a `tf.keras.Model`).
+        factory: the zookeeper factory class the constructor builds with.
+        family: the paper family the model belongs to (e.g. "Bi-Real Net").
+        paper: the `Paper` the model implements.
+        default_input_shape: (height, width, channels) of the default input.
+        default_num_classes: default number of classes of the classifier.
+        task: the name of the training task that reproduces it (`Train<name>`).
+        reported: the paper's (and others') `Reported` results; default empty.
+        description: a one-line description (the constructor docstring's first
+            line); default "".
+        options: extra options of the record; default empty.
+    """
 
     name: str
     constructor: Callable
@@ -52,13 +92,20 @@ class ModelSpec:
 
     @property
     def weights(self) -> List[str]:
-        """Tags of the published checkpoints (read from the weights index)."""
+        """Sorted tags of the model's published checkpoints (read from the weights index)."""
         from zoo import weights
 
         return weights.available_tags(self.name)
 
     def build(self, **kwargs):
-        """Calls the public constructor with keyword arguments."""
+        """Calls the public constructor with keyword arguments.
+
+        Arguments:
+            **kwargs: the constructor's arguments (e.g. `weights`, `input_shape`).
+
+        Returns:
+            The constructor's result, a `tf.keras.Model`.
+        """
         return self.constructor(**kwargs)
 
 
@@ -70,7 +117,17 @@ class UnknownModelError(ValueError):
 
 
 def register(spec: ModelSpec) -> ModelSpec:
-    """Adds a record; a name may be registered only once."""
+    """Adds a record; a name may be registered only once.
+
+    Arguments:
+        spec: the model's record.
+
+    Returns:
+        `spec`, unchanged.
+
+    Raises:
+        ValueError: a model of the same name is already registered.
+    """
     if spec.name in _REGISTRY:
         raise ValueError(f"Model {spec.name!r} is registered twice.")
     _REGISTRY[spec.name] = spec
@@ -78,12 +135,23 @@ def register(spec: ModelSpec) -> ModelSpec:
 
 
 def list_models() -> List[ModelSpec]:
-    """All registered models, in registration order (paper by paper)."""
+    """All registered models, in registration order (paper by paper).
+
+    Returns:
+        A new list of the `ModelSpec` records.
+    """
     return list(_REGISTRY.values())
 
 
 def get(name: str) -> ModelSpec:
     """The record of `name` (case-insensitive).
+
+    Arguments:
+        name: a model name (e.g. "BiRealNet18" or "birealnet18"); an exact match is
+            preferred over a case-insensitive one.
+
+    Returns:
+        The model's `ModelSpec`.
 
     Raises:
         UnknownModelError: naming the closest registered names and listing all.
@@ -110,8 +178,23 @@ def register_family(family: str, paper: Paper, rows) -> None:
     """Registers `(constructor, factory, input defaults, reported results)` rows.
 
     The record's name is the constructor's name; its training task is `Train<name>`.
+    Each constructor's docstring gets a References section citing the paper.
+
+    Arguments:
+        family: the family name shared by the rows (e.g. "Bi-Real Net").
+        paper: the `Paper` every row's model implements.
+        rows: an iterable of `(constructor, factory class, input defaults, reported
+            results)` tuples; the input defaults are a dict with `default_input_shape`
+            and `default_num_classes` (`IMAGENET_INPUT` or `SMALL_INPUT`), the reported
+            results an iterable of `Reported`.
+
+    Raises:
+        ValueError: a constructor's name is already registered.
     """
     for constructor, factory_cls, inputs, reported in rows:
+        constructor.__doc__ = (constructor.__doc__ or "").rstrip() + (
+            f"\n\nReferences:\n    - {paper.authors}. {paper.title}. {paper.venue} {paper.year}. {paper.url}\n"
+        )
         register(
             ModelSpec(
                 name=constructor.__name__,

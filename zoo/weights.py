@@ -28,12 +28,50 @@ SCHEMA = 1
 
 
 class WeightsError(ValueError):
-    """A `weights=` argument that cannot be honoured; the message says why and how."""
+    """A `weights=` argument that cannot be honoured; the message says why and how.
+
+    Also raised for an unreadable index or a checkpoint that cannot be fetched. It is a
+    `ValueError`, so code catching `ValueError` catches it too.
+    """
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One published checkpoint: what it fits, where it is, and how it was made."""
+    """One published checkpoint: what it fits, where it is, and how it was made.
+
+    Entries are frozen records, read from and written to the index by code.
+
+    Arguments:
+        model: the registered model name (e.g. "BiRealNet20").
+        tag: the weights tag, usually the dataset's (e.g. "fashion_mnist").
+        include_top: whether the checkpoint includes the classifier.
+        input_shape: (height, width, channels) the checkpoint was trained on.
+        num_classes: number of classes of its classifier.
+        sha256: hex sha256 of the checkpoint file.
+        size: file size in bytes; default 0.
+        file: the file's name, relative to the index's folder, for a checkpoint shipped
+            with the package; default None.
+        url: where to download the checkpoint (`https://...` or `file://...`) when it
+            is not shipped; default None.
+        options: architecture fields the checkpoint was trained with (e.g.
+            `{"num_bases": 1}`); default empty.
+        dataset: name of the dataset component it was trained and tested on (e.g.
+            "FashionMNIST"); default None.
+        top1: top-1 accuracy on the test split, a fraction in [0, 1]; default None.
+        top5: top-5 accuracy on the test split, a fraction in [0, 1]; default None.
+        test_examples: number of test images behind `top1` and `top5`; default None.
+        cost: the model's cost (`zoo.complexity` totals such as "bops", "ops",
+            "memory_mbit"); default empty.
+        command: the `zoo` command that trained it; default None.
+        git_commit: the commit of the code that trained it; default None.
+        epochs: epochs of the (last) training stage; default None.
+        pretrain_epochs: epochs of the pre-training stage (0: none); default None.
+        wall_time_seconds: training time in seconds, all stages; default None.
+        machine: a description of the training machine; default None.
+        date: the publication date (ISO format); default None.
+        history: the training curve, a CSV file next to the index (stage, epoch, loss,
+            accuracy, ...); default None.
+    """
 
     model: str
     tag: str
@@ -63,17 +101,36 @@ class Entry:
 
     @classmethod
     def from_json(cls, record: dict) -> "Entry":
+        """Builds an entry from one record of the index's `weights` list.
+
+        Arguments:
+            record: the JSON record (a dict). Keys that are not fields of `Entry` are
+                ignored; `input_shape` (a list in JSON) becomes a tuple.
+
+        Returns:
+            The `Entry`.
+        """
         known = {k: v for k, v in record.items() if k in cls.__dataclass_fields__}
         return cls(**{**known, "input_shape": tuple(record["input_shape"])})
 
     def to_json(self) -> dict:
+        """The entry as a JSON record, the inverse of `from_json`.
+
+        Returns:
+            A dict of the entry's fields, `input_shape` as a list and fields that are
+            `None` left out.
+        """
         record = asdict(self)
         record["input_shape"] = list(self.input_shape)
         return {k: v for k, v in record.items() if v is not None}
 
 
 def index_path() -> Path:
-    """The index in use: `ZOO_WEIGHTS_INDEX`, else the one installed with the package."""
+    """The index in use: `ZOO_WEIGHTS_INDEX`, else the one installed with the package.
+
+    Returns:
+        The path of the index file (it may not exist).
+    """
     override = os.environ.get("ZOO_WEIGHTS_INDEX")
     if override:
         return Path(override)
@@ -81,7 +138,11 @@ def index_path() -> Path:
 
 
 def cache_dir() -> Path:
-    """Where downloaded checkpoints are kept: `ZOO_CACHE_DIR`, else ~/.keras/binary-zoo."""
+    """Where downloaded checkpoints are kept: `ZOO_CACHE_DIR`, else ~/.keras/binary-zoo.
+
+    Returns:
+        The cache folder's path (not created here).
+    """
     return Path(os.environ.get("ZOO_CACHE_DIR") or Path("~/.keras/binary-zoo").expanduser())
 
 
@@ -95,7 +156,18 @@ def _read(path: Path, mtime: float) -> Tuple[Entry, ...]:
 
 
 def entries(path: Optional[Path] = None) -> Tuple[Entry, ...]:
-    """Every entry of the index in use, or of `path` (re-read when the file changes)."""
+    """Every entry of the index in use, or of `path` (re-read when the file changes).
+
+    Arguments:
+        path: an index file; default None, the index in use (`index_path()`).
+
+    Returns:
+        A tuple of `Entry`, in the file's order; empty when the file does not exist.
+
+    Raises:
+        WeightsError: the missing file is the one `ZOO_WEIGHTS_INDEX` names, or the
+            index's schema is not the one this version reads (`SCHEMA`).
+    """
     path = Path(path) if path else index_path()
     if not path.exists():
         if str(path) == os.environ.get("ZOO_WEIGHTS_INDEX"):
@@ -105,7 +177,16 @@ def entries(path: Optional[Path] = None) -> Tuple[Entry, ...]:
 
 
 def write_index(items, path: Optional[Path] = None) -> Path:
-    """Writes entries (sorted by model, tag, top first) atomically."""
+    """Writes entries (sorted by model, tag, top first) atomically.
+
+    Arguments:
+        items: the `Entry` records to write (an iterable); they replace the file's
+            whole content.
+        path: the index file; default None, the index in use (`index_path()`).
+
+    Returns:
+        The path written.
+    """
     path = Path(path or index_path())
     ordered = sorted(items, key=lambda e: (e.model, e.tag, not e.include_top))
     text = json.dumps({"schema": SCHEMA, "weights": [e.to_json() for e in ordered]}, indent=2) + "\n"
@@ -114,6 +195,14 @@ def write_index(items, path: Optional[Path] = None) -> Path:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Writes bytes to a file atomically: a temporary file in the same folder, then a rename.
+
+    Missing parent folders are created; the file gets mode 0o644.
+
+    Arguments:
+        path: the file to write (replaced if it exists).
+        data: its content.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as f:
         f.write(data)
@@ -122,12 +211,27 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def available_tags(model: str) -> List[str]:
-    """Sorted tags published for `model`."""
+    """Sorted tags published for `model`.
+
+    Arguments:
+        model: a registered model name (e.g. "BiRealNet20").
+
+    Returns:
+        The distinct tags of its entries in the index in use, with or without the
+        classifier, sorted; empty if none.
+    """
     return sorted({e.tag for e in entries() if e.model == model})
 
 
 def sha256(path: os.PathLike) -> str:
-    """Hex sha256 of a file, read in chunks."""
+    """Hex sha256 of a file, read in chunks.
+
+    Arguments:
+        path: the file.
+
+    Returns:
+        The digest as a hex string.
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -137,6 +241,16 @@ def sha256(path: os.PathLike) -> str:
 
 def find(model: str, tag: str, include_top: bool, task: str) -> Entry:
     """The entry for `model` and `tag`.
+
+    Arguments:
+        model: a registered model name.
+        tag: the weights tag (e.g. "fashion_mnist").
+        include_top: whether the checkpoint must include the classifier.
+        task: the model's training task (e.g. "TrainBiRealNet20"), quoted in the
+            error message's training command.
+
+    Returns:
+        The first matching `Entry` of the index in use.
 
     Raises:
         WeightsError: the tag is not published for this model (the message lists the
@@ -159,9 +273,18 @@ def find(model: str, tag: str, include_top: bool, task: str) -> Entry:
 def fetch(entry: Entry) -> Path:
     """The verified local file of an entry: packaged, cached, or downloaded now.
 
+    A cached file whose sha256 does not match is downloaded again.
+
+    Arguments:
+        entry: an index entry.
+
+    Returns:
+        The path of the checkpoint file, its sha256 checked against the entry's.
+
     Raises:
-        WeightsError: a packaged file missing or corrupt, a download that fails (no
-            network) or whose sha256 does not match the index.
+        WeightsError: a packaged file missing or corrupt, an entry with neither a `file`
+            nor a `url`, a download that fails (no network) or whose sha256 does not
+            match the index.
     """
     if entry.file:
         path = index_path().parent / entry.file
@@ -183,7 +306,21 @@ def fetch(entry: Entry) -> Path:
 
 
 def download(url: str, path: Path, expected_sha256: str, timeout: float = 60.0) -> None:
-    """Downloads `url` to `path` atomically, keeping it only if its sha256 matches."""
+    """Downloads `url` to `path` atomically, keeping it only if its sha256 matches.
+
+    The data goes to a temporary file in `path`'s folder (created if missing), renamed
+    to `path` once verified; on failure the temporary file is removed.
+
+    Arguments:
+        url: the address to download (`https://...` or `file://...`).
+        path: where to write the file.
+        expected_sha256: the hex sha256 the file must have.
+        timeout: seconds to wait for the connection and each read; default 60.
+
+    Raises:
+        WeightsError: the download fails (a `URLError` or `OSError`, e.g. no network),
+            or the downloaded data's sha256 is not `expected_sha256`.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
     tmp = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".part", delete=False)
@@ -213,8 +350,20 @@ def resolve(model: str, weights: Optional[str], include_top: bool, task: str) ->
     """Turns a constructor's `weights` argument into a user's file or an index entry
     (fetched later with `fetch`, once the model's arguments are checked against it).
 
+    Arguments:
+        model: the registered model name.
+        weights: `None`, the path of an existing weights file, or a published tag.
+        include_top: whether the model includes the classifier (a tag's entry must
+            match).
+        task: the model's training task, quoted in the error message of an unknown tag.
+
+    Returns:
+        A pair `(path, entry)`: `(None, None)` for `weights=None`, `(Path, None)` for
+        an existing file, `(None, Entry)` for a published tag.
+
     Raises:
-        WeightsError: unknown tag or a missing file.
+        WeightsError: unknown tag, or a missing file (`weights` contains a path
+            separator or ends with ".h5" but does not exist).
     """
     if weights is None:
         return None, None

@@ -213,10 +213,10 @@ register_family(
     PAPER,
     [
         (BiRealNet18, BiRealNet18Factory, IMAGENET_INPUT, [
-            Reported("ImageNet", 56.4, 79.5),
+            Reported("ImageNet", 56.4, 79.5, ops=1.63e8, memory_mbit=33.6),
             Reported("ImageNet", 57.47, 79.84, source="larq-zoo weights"),
         ]),
-        (BiRealNet34, BiRealNet34Factory, IMAGENET_INPUT, [Reported("ImageNet", 62.2, 83.9)]),
+        (BiRealNet34, BiRealNet34Factory, IMAGENET_INPUT, [Reported("ImageNet", 62.2, 83.9, ops=1.93e8, memory_mbit=43.7)]),
         (BiRealNet50, BiRealNet50Factory, IMAGENET_INPUT, [Reported("ImageNet", 62.6, 83.9)]),
         (BiRealNet20, BiRealNet20Factory, SMALL_INPUT, []),
         (BiRealNet20FP, BiRealNet20FPFactory, SMALL_INPUT, []),

@@ -238,25 +238,25 @@ def groupnet_constructor(fn):
 
 
 @groupnet_constructor
-def GroupNetResNet18(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=None, num_bases=5, aggregation="scales", soft_gates=True) -> tf.keras.Model:
+def GroupNetResNet18(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=None, include_preprocessing=True, num_bases=5, aggregation="scales", soft_gates=True) -> tf.keras.Model:
     """Group-Net ResNet-18: 8 basic blocks, each of K binary bases (ImageNet)."""
     return GroupNetResNet18Factory(**locals()).build()
 
 
 @groupnet_constructor
-def GroupNetResNet34(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=None, num_bases=5, aggregation="scales", soft_gates=True) -> tf.keras.Model:
+def GroupNetResNet34(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=None, include_preprocessing=True, num_bases=5, aggregation="scales", soft_gates=True) -> tf.keras.Model:
     """Group-Net ResNet-34: 16 basic blocks (3, 4, 6, 3), each of K binary bases (ImageNet)."""
     return GroupNetResNet34Factory(**locals()).build()
 
 
 @groupnet_constructor
-def GroupNetResNet50(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=None, num_bases=5, aggregation="scales", soft_gates=True) -> tf.keras.Model:
+def GroupNetResNet50(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=None, include_preprocessing=True, num_bases=5, aggregation="scales", soft_gates=True) -> tf.keras.Model:
     """Group-Net ResNet-50: 16 bottlenecks, each of K bases with three binary convs (ImageNet)."""
     return GroupNetResNet50Factory(**locals()).build()
 
 
 @groupnet_constructor
-def GroupNetResNet20(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=None, num_bases=5, aggregation="scales", soft_gates=True) -> tf.keras.Model:
+def GroupNetResNet20(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=None, include_preprocessing=True, num_bases=5, aggregation="scales", soft_gates=True) -> tf.keras.Model:
     """Group-Net in the ResNet-20 layout (16/32/64 channels) for 28x28 or 32x32 images."""
     return GroupNetResNet20Factory(**locals()).build()
 
