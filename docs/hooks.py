@@ -189,6 +189,7 @@ def overview_page(specs) -> str:
             f"{compression(c):.1f}x",
         ])
     return "\n".join([
+        "---", "hide:", "  - toc", "---",  # the wide table gets the page's width
         "# Models",
         "",
         "Every registered model, generated from the registry, `zoo.complexity` and the "
