@@ -1,4 +1,4 @@
-"""Group-Net: architecture, fused bases against an unfused reference, quantizers, cost, export."""
+"""Group-Net: architecture, fused bases against an unfused reference, quantizers, cost, LCE (native grouped)."""
 import larq as lq
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import tensorflow as tf
 
 import zoo
 from helpers import randomize_batch_norm, value_and_grad
-from zoo import export
+from zoo import tflite
 from zoo.blocks import (
     AggregateBranches,
     GroupedQuantConv2D,
@@ -370,39 +370,11 @@ def test_resnet18_cost_grows_with_the_bases(costs):
 
 
 # -- Larq Compute Engine ---------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def converted():
-    tf.keras.utils.set_random_seed(0)  # a fixed draw: the softmax guard below stays meaningful
-    model = zoo.GroupNetResNet20(input_shape=(28, 28, 1), num_bases=3)
-    randomize_batch_norm(model)
-    return model, export.convert(model)
-
-
-def test_lce_every_base_of_every_binary_conv_becomes_lce_bconv2d(converted):
-    model, flatbuffer = converted
-    ops = export.op_counts(flatbuffer)
-    convs = binary_convs(model)
-    assert len(convs) == 20  # 18 binary 3x3 convs, 2 binarized downsamplings
-    assert ops["LceBconv2d"] == 3 * len(convs)  # one per base, 16-channel bases included
-    assert ops["CONV_2D"] == 1  # only the full-precision stem
-    assert ops["LceDequantize"] == 0  # no binary conv fell back to float
-
-
-def test_lce_outputs_match_keras(converted):
-    model, flatbuffer = converted
-    x = images((28, 28, 1), n=16, seed=12)
-    keras = model(x, training=False).numpy()
-    ours = export.predict(flatbuffer, x)  # LCE's default binary kernel
-    np.testing.assert_allclose(ours, keras, atol=1e-4)
-    assert (ours.argmax(1) == keras.argmax(1)).all()
-    assert keras.max(1).min() < 0.99  # not a saturated, trivially equal softmax
-
-
 @pytest.mark.xfail(strict=True, raises=(AssertionError, RuntimeError), reason=(
     "LCE 0.16 and larq's native grouped QuantConv2D: with 16 input channels per group "
     "the converter refuses LceBconv2d ('the number of input channels per-group must be a "
     "multiple of 32') and keeps a float CONV_2D; with 32 it converts, but the default "
-    "LceBconv2d kernel (zoo.export.predict) fails to prepare ('Grouped binary "
+    "LceBconv2d kernel (zoo.tflite.predict) fails to prepare ('Grouped binary "
     "convolutions are not supported with this kernel'). Hence GroupedQuantConv2D."))
 @pytest.mark.parametrize("channels_per_group", [16, 32])
 def test_lce_native_grouped_binary_conv(channels_per_group):
@@ -411,9 +383,9 @@ def test_lce_native_grouped_binary_conv(channels_per_group):
         2 * channels_per_group, 3, groups=2, padding="same", pad_values=1.0, use_bias=False,
         input_quantizer="approx_sign", kernel_quantizer=GroupNetWeightSign(groups=2),
     )(inputs)
-    flatbuffer = export.convert(tf.keras.Model(inputs, outputs))
-    assert export.op_counts(flatbuffer)["LceBconv2d"] == 1
-    export.predict(flatbuffer, np.ones((1, 6, 6, 2 * channels_per_group), "float32"))
+    flatbuffer = tflite.convert(tf.keras.Model(inputs, outputs))
+    assert tflite.op_counts(flatbuffer)["LceBconv2d"] == 1
+    tflite.predict(flatbuffer, np.ones((1, 6, 6, 2 * channels_per_group), "float32"))
 
 
 # -- saving ------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from functools import partial
 from pathlib import Path
 from typing import Optional, Tuple
 
+import numpy as np
 import tensorflow as tf
 from zookeeper import configure
 from zookeeper.tf import Dataset, Preprocessing
@@ -103,3 +104,30 @@ def load_run_or_model(target: str, weights: Optional[str], dataset: Optional[str
     data = make_dataset(dataset)
     model = spec.build(weights=weights, input_shape=data.input_shape, num_classes=data.num_classes)
     return model, data
+
+
+def sample_images(shape: Tuple[int, int, int], n: int) -> Tuple[np.ndarray, str]:
+    """The first `n` Fashion-MNIST test images as a model with input `shape` takes them.
+
+    Real images for checks that need some (export parity), on any model: resized to
+    the model's height and width, the gray channel repeated to its channel count.
+
+    Arguments:
+        shape: the model's (height, width, channels).
+        n: how many images.
+
+    Returns:
+        (a float32 array (n, height, width, channels) of pixel values 0-255, a
+        description of where they came from).
+    """
+    data, count = batches(make_dataset("FashionMNIST"), "test", False, n, limit=n)
+    images = next(iter(data))[0]
+    height, width, channels = shape
+    description = f"the first {count} Fashion-MNIST test images"
+    if tuple(images.shape[1:3]) != (height, width):
+        images = tf.image.resize(images, (height, width))
+        description += f", resized to {height}x{width}"
+    if channels != images.shape[-1]:
+        images = tf.repeat(images, channels, axis=-1)
+        description += f", gray in {channels} channels"
+    return images.numpy(), description

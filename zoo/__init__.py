@@ -1,7 +1,8 @@
 """binary-zoo: accurate binary neural networks (1-bit weights and activations) for Larq.
 
 Public API: the model constructors (keras.applications style, keyword-only), the
-registry (`list_models`, `get_model_spec`), `complexity`, and ImageNet helpers
+registry (`list_models`, `get_model_spec`), `complexity`, `export` (Larq Compute
+Engine, checked against Keras), and ImageNet helpers
 (`preprocess_input`, `decode_predictions`).
 """
 import os
@@ -17,6 +18,7 @@ from zoo.models.irnet import IRNetResNet18, IRNetResNet20, IRNetResNet34, IRNetV
 from zoo.preprocessing import decode_predictions, preprocess_input
 from zoo.registry import ModelSpec, UnknownModelError, list_models
 from zoo.registry import get as get_model_spec
+from zoo.tflite import export
 
 __version__ = "0.1.0"
 
@@ -39,6 +41,7 @@ __all__ = [
     "UnknownModelError",
     "complexity",
     "decode_predictions",
+    "export",
     "get_model_spec",
     "list_models",
     "preprocess_input",

@@ -3,6 +3,7 @@
     zoo list [--cost]                      registered models (paper, input, results, weights)
     zoo summary MODEL [--input-shape ...]  BOPs / FLOPs / OPs / memory, per layer
     zoo evaluate RUN_DIR | MODEL --weights W --dataset D
+    zoo export MODEL [--weights W] --out F  Larq Compute Engine .tflite, checked against Keras
     zoo weights list                       the published checkpoints (the weights index)
     zoo weights publish RUN_DIR [--tag T]  add a finished run to the index
     zoo weights evaluate [MODEL ...]       re-measure every published checkpoint
@@ -85,6 +86,23 @@ def evaluate_command(target: str, weights, dataset: Optional[str], batch_size: i
     )
 
 
+def export_command(model: str, weights, out: str, input_shape, num_classes, num_images: int, threads: int) -> None:
+    """Convert MODEL with Larq Compute Engine, write OUT and print the checks."""
+    from zoo import registry, tflite
+    from zoo.training.evaluation import sample_images
+
+    spec = registry.get(model)
+    built = spec.build(weights=weights, input_shape=input_shape, num_classes=num_classes)
+    images, source = sample_images(built.input_shape[1:], num_images)
+    report = tflite.export(built, out, images, threads)
+    click.echo(f"{spec.name} ({f'weights={weights}' if weights else 'random weights'}), input "
+               f"{'x'.join(map(str, built.input_shape[1:]))}; parity on {source}")
+    click.echo(report.summary())
+    if report.fallbacks:
+        raise click.ClickException(f"{len(report.fallbacks)} binary layer(s) fell back to float ops: "
+                                   f"{', '.join(report.fallbacks)}.")
+
+
 def weights_list_command() -> None:
     """The weights index, a checkpoint per line."""
     from zoo import weights
@@ -147,6 +165,19 @@ def build_cli() -> click.Group:
     def _evaluate(target, weights, dataset, batch_size):
         """Evaluate a training run's output directory, or MODEL with --weights."""
         evaluate_command(target, weights, dataset, batch_size)
+
+    @cli.command("export")
+    @click.argument("model")
+    @click.option("--weights", default=None, help="A published tag or a weights file (default: random).")
+    @click.option("--out", required=True, help="The .tflite file to write.")
+    @click.option("--input-shape", default=None, help="e.g. 28,28,1 (default: the checkpoint's or the model's).")
+    @click.option("--num-classes", default=None, type=int)
+    @click.option("--images", "num_images", default=100, type=int, show_default=True,
+                  help="Fashion-MNIST test images to compare the outputs on.")
+    @click.option("--threads", default=1, type=int, show_default=True, help="Interpreter threads.")
+    def _export(model, weights, out, input_shape, num_classes, num_images, threads):
+        """Convert MODEL with Larq Compute Engine and check the file against Keras."""
+        export_command(model, weights, out, _shape(input_shape), num_classes, num_images, threads)
 
     @cli.group("weights")
     def _weights():
