@@ -6,7 +6,7 @@ ZOO    := $(BIN)/zoo
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install data browser demo docs test test-fast clean
+.PHONY: install data browser demo docs bench test test-fast clean
 
 install: $(STAMP)
 
@@ -28,6 +28,14 @@ browser:
 # The docs site, generated from the registry, zoo.complexity and the weights index (site/).
 docs: install
 	$(BIN)/mkdocs build --strict
+
+# The benchmarks (each prints one table; results in benchmarks/results/, shown by the docs).
+# Run them on a quiet machine: they time things.
+bench: install data
+	$(BIN)/python benchmarks/train_throughput.py
+	$(BIN)/python benchmarks/inference_latency.py
+	$(BIN)/python benchmarks/groupnet_speed.py
+	$(BIN)/python benchmarks/accuracy_cost.py
 
 # The main job: the zoo table, a short Bi-Real training run on Fashion-MNIST, then its
 # evaluation on the 10,000 test images with its BOPs / FLOPs / OPs / memory, and every

@@ -14,10 +14,13 @@ mkdocs calls these at build time (`hooks:` in mkdocs.yml):
 """
 import csv
 import html
+import importlib
 import inspect
 import io
 import re
+import sys
 from functools import lru_cache
+from pathlib import Path
 
 import latex2mathml.converter
 from mkdocs.structure.files import File
@@ -322,8 +325,29 @@ def paper_costs_table() -> str:
                   "Mbit (paper)", "Mbit (counted)"], rows)
 
 
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def bench_section(name: str) -> str:
+    """A benchmark's latest result file, rendered by its own script, with provenance."""
+    if not (BENCHMARKS / "results" / f"{name}.json").exists():
+        return f"Not measured yet: run `.venv/bin/python benchmarks/{name}.py` (or `make bench`)."
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))
+    script, common = importlib.import_module(name), importlib.import_module("common")
+    result = common.read_result(name)
+    m = result["machine"]
+    return "\n".join([
+        script.render(result), "",
+        f"Measured on {m['date']} on {m['cpu']} ({m['cores']} cores, {m['system']}), TensorFlow "
+        f"{m['tensorflow']}, larq {m['larq']}, Larq Compute Engine {m['larq_compute_engine']}, by "
+        f"`{result['command']}`.", "",
+    ])
+
+
 # Markers in hand-written pages, replaced by generated text.
 GENERATED = {"<!-- zoo:paper-costs -->": paper_costs_table}
+BENCH_MARKER = re.compile(r"<!-- zoo:bench:(\w+) -->")
 
 
 def api_models_page(specs) -> str:
@@ -374,7 +398,7 @@ def on_page_markdown(markdown, page, config, files):
     for marker, generate in GENERATED.items():
         if marker in markdown:
             markdown = markdown.replace(marker, generate())
-    return markdown
+    return BENCH_MARKER.sub(lambda m: bench_section(m.group(1)), markdown)
 
 
 MATH = re.compile(r'<(span|div) class="arithmatex">\s*\\[\(\[](.*?)\\[\)\]]\s*</\1>', re.S)

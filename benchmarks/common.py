@@ -1,0 +1,111 @@
+"""What the benchmark scripts share: timing side by side, the machine, tables, results.
+
+Timings of several things that are compared are taken in one run and interleaved
+(round-robin over the contenders, several rounds), so that a change in the machine's
+load during the run affects all of them alike; each is the median of its steps.
+Results go to benchmarks/results/<name>.json (atomically), with the machine, the
+date, the versions and the command that produced them; docs/benchmarks.md is
+generated from those files.
+"""
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from datetime import date
+from pathlib import Path
+from typing import Callable, Dict, List, Sequence
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf  # noqa: E402
+
+# ZOO_BENCH_RESULTS sends a trial run's files elsewhere (the committed ones are the docs').
+RESULTS = Path(os.environ.get("ZOO_BENCH_RESULTS") or Path(__file__).resolve().parent / "results")
+
+
+def train_step(model: tf.keras.Model, x: tf.Tensor, y: tf.Tensor) -> Callable[[], float]:
+    """A compiled training step (forward, backward, Adam update) on one fixed batch."""
+    optimizer = tf.keras.optimizers.Adam(1e-3)
+    loss_fn = tf.keras.losses.SparseCategoricalCrossentropy()
+
+    @tf.function
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    return lambda: float(step(x, y).numpy())
+
+
+def interleaved(runs: Dict[str, Callable[[], object]], warmup: int, steps: int, rounds: int) -> Dict[str, List[float]]:
+    """Seconds of each call of every contender, taken round-robin.
+
+    Each contender first runs `warmup` untimed calls (tracing, compilation, caches),
+    then `rounds` times in turn `steps` timed calls.
+    """
+    for run in runs.values():
+        for _ in range(warmup):
+            run()
+    times = {label: [] for label in runs}
+    for _ in range(rounds):
+        for label, run in runs.items():
+            for _ in range(steps):
+                start = time.perf_counter()
+                run()
+                times[label].append(time.perf_counter() - start)
+    return times
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def machine() -> dict:
+    """The machine and software the numbers were measured on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import larq
+    import larq_compute_engine
+
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "system": f"{platform.system()} {platform.release()}",
+        "python": sys.version.split()[0],
+        "tensorflow": tf.__version__,
+        "larq": larq.__version__,
+        "larq_compute_engine": larq_compute_engine.__version__,
+        "date": date.today().isoformat(),
+    }
+
+
+def table(head: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A Markdown table (the scripts print it, the docs page shows it)."""
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_result(name: str, result: dict) -> Path:
+    """Writes results/<name>.json atomically, with the machine and the command."""
+    from zoo.weights import atomic_write_bytes
+
+    record = {**result, "machine": machine(), "command": " ".join([Path(sys.executable).name, *sys.argv])}
+    path = RESULTS / f"{name}.json"
+    atomic_write_bytes(path, (json.dumps(record, indent=2) + "\n").encode("utf-8"))
+    return path
+
+
+def read_result(name: str) -> dict:
+    with open(RESULTS / f"{name}.json", encoding="utf-8") as f:
+        return json.load(f)

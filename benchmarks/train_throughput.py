@@ -1,0 +1,115 @@
+"""Training throughput, side by side: our models against their references.
+
+Two comparisons, each timed in one run, interleaved (see common.py), same batch,
+input and optimizer (Adam), a `tf.function` training step:
+
+- BiRealNet18 (ours) against larq-zoo's `larq_zoo.literature.BiRealNet`;
+  target: ours at least 0.95 x larq-zoo's images per second;
+- IRNetResNet20 with IR-Net's quantizers (EDE activations, Libra-PB weights) and with
+  EDE alone (sign weights), against the same network with larq's `ste_sign` for both.
+
+    .venv/bin/python benchmarks/train_throughput.py
+    .venv/bin/python benchmarks/train_throughput.py --imagenet-batch 8 --steps 3 --rounds 2   # quick
+
+Prints one table and writes benchmarks/results/train_throughput.json.
+"""
+import argparse
+import sys
+
+import numpy as np
+
+from common import interleaved, median, table, train_step, write_result
+
+import tensorflow as tf  # noqa: E402  (after common, which quiets TensorFlow's logging)
+
+TARGET = 0.95  # ours / reference, images per second
+
+
+def comparisons(args):
+    """[(group, [(label, build, is_reference)], input shape, batch size, classes)]."""
+    import larq_zoo as lqz
+
+    import zoo
+    from zoo.models.irnet import IRNetResNet20Factory
+
+    small = (28, 28, 1)
+    return [
+        ("Bi-Real Net 18", [
+            ("larq-zoo BiRealNet", lambda: lqz.literature.BiRealNet(
+                input_shape=(args.image_size, args.image_size, 3), num_classes=1000, weights=None), True),
+            ("binary-zoo BiRealNet18", lambda: zoo.BiRealNet18(
+                input_shape=(args.image_size, args.image_size, 3), num_classes=1000), False),
+        ], (args.image_size, args.image_size, 3), args.imagenet_batch, 1000),
+        ("IR-Net ResNet-20 quantizers", [
+            ("ste_sign (larq), both", lambda: IRNetResNet20Factory(
+                input_shape=small, num_classes=10, libra_pb=False, ede=False).build(), True),
+            ("EDE activations, sign weights", lambda: IRNetResNet20Factory(
+                input_shape=small, num_classes=10, libra_pb=False, ede=True).build(), False),
+            ("EDE + Libra-PB (IR-Net)", lambda: zoo.IRNetResNet20(input_shape=small, num_classes=10), False),
+        ], small, args.small_batch, 10),
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--imagenet-batch", type=int, default=16, help="batch of the ImageNet-sized pair")
+    parser.add_argument("--small-batch", type=int, default=128, help="batch of the 28x28 IR-Net group")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per model and round")
+    parser.add_argument("--rounds", type=int, default=4)
+    args = parser.parse_args()
+    if min(args.imagenet_batch, args.small_batch, args.steps, args.rounds) < 1 or args.warmup < 0:
+        parser.error("batches, --steps and --rounds must be >= 1, --warmup >= 0")
+
+    rng = np.random.default_rng(0)
+    rows, groups = [], []
+    for group, contenders, shape, batch, classes in comparisons(args):
+        x = tf.constant(rng.uniform(0, 255, (batch, *shape)).astype("float32"))
+        y = tf.constant(rng.integers(0, classes, batch))
+        steps = {}
+        for label, build, _ in contenders:
+            tf.keras.utils.set_random_seed(0)
+            steps[label] = train_step(build(), x, y)
+        times = interleaved(steps, args.warmup, args.steps, args.rounds)
+        reference = next(label for label, _, is_reference in contenders if is_reference)
+        for label, _, is_reference in contenders:
+            seconds = median(times[label])
+            rows.append({
+                "group": group, "model": label, "reference": is_reference, "batch": batch,
+                "input": "x".join(map(str, shape)), "ms_per_step": 1e3 * seconds,
+                "images_per_second": batch / seconds,
+                "ratio": median(times[reference]) / seconds,
+            })
+        groups.append(group)
+        tf.keras.backend.clear_session()
+
+    bireal = next(r for r in rows if r["model"] == "binary-zoo BiRealNet18")
+    result = {
+        "what": "training step (tf.function forward + backward + Adam), median over interleaved rounds",
+        "warmup": args.warmup, "steps": args.steps, "rounds": args.rounds,
+        "rows": rows,
+        "target": {"bireal_ratio_at_least": TARGET, "met": bireal["ratio"] >= TARGET},
+    }
+    path = write_result("train_throughput", result)
+    print(render(result))
+    print(f"written to {path}")
+    return 0
+
+
+def render(result: dict) -> str:
+    """The result as a Markdown table and the target line."""
+    rows = [[r["group"], r["model"] + (" (reference)" if r["reference"] else ""), r["input"], r["batch"],
+             f"{r['ms_per_step']:.1f}", f"{r['images_per_second']:.1f}", f"{r['ratio']:.3f}"]
+            for r in result["rows"]]
+    target = result["target"]
+    return "\n".join([
+        table(["comparison", "model", "input", "batch", "ms/step", "images/s", "speed vs reference"], rows),
+        "",
+        f"Target: binary-zoo BiRealNet18 at least {target['bireal_ratio_at_least']} x larq-zoo's "
+        f"images/s: {'met' if target['met'] else 'NOT met'}.",
+    ])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
