@@ -50,13 +50,10 @@ def tflite_runner(flatbuffer: bytes, x: np.ndarray, threads: int, lce: bool):
     return run
 
 
-def contenders(model: tf.keras.Model, x: np.ndarray) -> dict:
-    """Label -> call, for Keras and the two TFLite files at each thread count."""
-    from zoo import tflite
-
+def contenders(model: tf.keras.Model, x: np.ndarray, files: dict) -> dict:
+    """Label -> call, for Keras and the TFLite files (label -> (bytes, is LCE)) at each thread count."""
     keras = tf.function(lambda v: model(v, training=False))
     runs = {"Keras": lambda: keras(x).numpy()}
-    files = {"float TFLite": (tflite.convert_float(model), False), "LCE": (tflite.convert(model), True)}
     for label, (flatbuffer, lce) in files.items():
         for threads in THREADS:
             runs[f"{label}, {threads} thread{'s' * (threads > 1)}"] = tflite_runner(flatbuffer, x, threads, lce)
@@ -65,6 +62,7 @@ def contenders(model: tf.keras.Model, x: np.ndarray) -> dict:
 
 def model_rows(names, args) -> list:
     import zoo
+    from zoo import tflite
 
     rows = []
     for name in names:
@@ -73,13 +71,16 @@ def model_rows(names, args) -> list:
         model = spec.build()
         cost = zoo.complexity(model)
         x = np.random.default_rng(0).uniform(0, 255, (1, *spec.default_input_shape)).astype("float32")
-        times = interleaved(contenders(model, x), args.warmup, args.steps, args.rounds)
+        lce = tflite.convert(model)
+        files = {"float TFLite": (tflite.convert_float(model), False), "LCE": (lce, True)}
+        times = interleaved(contenders(model, x, files), args.warmup, args.steps, args.rounds)
         macs = cost.bops + cost.flops
+        converted = {"lce_bconv2d": tflite.op_counts(lce)["LceBconv2d"], "fallbacks": list(tflite.fallbacks(model, lce))}
         for label, seconds in times.items():
             latency = median(seconds)
             rows.append({"model": name, "input": "x".join(map(str, spec.default_input_shape)), "runtime": label,
                          "ms": 1e3 * latency, "bops": cost.bops, "flops": cost.flops,
-                         "gmacs_per_second": macs / latency / 1e9})
+                         "gmacs_per_second": macs / latency / 1e9, **converted})
         print(f"{name}: " + ", ".join(f"{r['runtime']} {r['ms']:.1f} ms" for r in rows if r["model"] == name), flush=True)
         tf.keras.backend.clear_session()
     return rows
@@ -139,19 +140,28 @@ def main() -> int:
 
 
 def render(result: dict) -> str:
-    """The models' and the kernels' tables, with the LCE / float TFLite ratio."""
-    float_ms = {(r["model"], r["runtime"].split(", ")[-1]): r["ms"] for r in result["models"]
-                if r["runtime"].startswith("float TFLite")}
-    rows = []
+    """One row per model (latency of each runtime, LCE against float TFLite); the kernels."""
+    by_model = {}
     for r in result["models"]:
-        ratio = "-"
-        if r["runtime"].startswith("LCE"):
-            ratio = f"{float_ms[(r['model'], r['runtime'].split(', ')[-1])] / r['ms']:.2f}x"
-        rows.append([r["model"], r["input"], r["runtime"], f"{r['ms']:.2f}", f"{r['gmacs_per_second']:.2f}", ratio])
+        by_model.setdefault((r["model"], r["input"]), {})[r["runtime"]] = r
+    runtimes = list(next(iter(by_model.values())))
+    rows = []
+    for (model, shape), runs in by_model.items():
+        speedups = [runs[f"float TFLite, {t}"]["ms"] / runs[f"LCE, {t}"]["ms"] for t in ("1 thread", "2 threads")]
+        lce = runs["LCE, 1 thread"]
+        converted = f"{lce['lce_bconv2d']}, fell back: {', '.join(lce['fallbacks']) or 'none'}" if "fallbacks" in lce else "-"
+        rows.append([model, shape, converted, *(f"{runs[k]['ms']:.1f}" for k in runtimes),
+                     " / ".join(f"{x:.2f}x" for x in speedups),
+                     f"{runs['LCE, 2 threads']['gmacs_per_second']:.1f}",
+                     f"{runs['float TFLite, 2 threads']['gmacs_per_second']:.1f}"])
     kernels = [[k["kernel"], f"{k['macs']:.3g}", f"{k['us']:.0f}", f"{k['gmacs_per_second']:.2f}"]
                for k in result["kernels"]]
     return "\n".join([
-        table(["model", "input", "runtime", "ms (batch 1)", "GMAC/s (BOPs + FLOPs)", "speed-up of LCE over float TFLite"], rows),
+        "Latency in ms at batch 1; LCE's speed-up over float TFLite with 1 / 2 threads (below 1x: "
+        "slower); GMAC/s are the model's BOPs + FLOPs over the 2-thread latency.",
+        "",
+        table(["model", "input", "LceBconv2d", *(f"{k} (ms)" for k in runtimes), "LCE speed-up", "GMAC/s LCE",
+               "GMAC/s float TFLite"], rows),
         "",
         table(["kernel", "MACs", "us", "GMAC/s"], kernels),
     ])

@@ -193,14 +193,16 @@ class ExportReport:
         ])
 
 
-def export(model: tf.keras.Model, path, images: np.ndarray, num_threads: Optional[int] = 1) -> ExportReport:
+def export(model: tf.keras.Model, path, images: Optional[np.ndarray] = None, num_threads: Optional[int] = 1) -> ExportReport:
     """Converts `model` with Larq Compute Engine, writes it to `path` and checks it.
 
     Arguments:
         model: the Keras (Larq) model to export.
         path: where to write the `.tflite` file (written atomically).
         images: a batch of images as the model takes them (N, height, width, channels),
-            pixel values 0-255, on which the file's outputs are compared with Keras'.
+            pixel values 0-255, on which the file's outputs are compared with Keras';
+            default: the first 100 Fashion-MNIST test images, fitted to the model's
+            input (`zoo.training.evaluation.sample_images`).
         num_threads: threads of LCE's interpreter for the comparison.
 
     Returns:
@@ -212,6 +214,10 @@ def export(model: tf.keras.Model, path, images: np.ndarray, num_threads: Optiona
     """
     from zoo.weights import atomic_write_bytes
 
+    if images is None:
+        from zoo.training.evaluation import sample_images
+
+        images, _ = sample_images(tuple(model.input_shape[1:]), 100)
     images = np.asarray(images, dtype=np.float32)
     if images.ndim != 4 or len(images) == 0 or tuple(images.shape[1:]) != tuple(model.input_shape[1:]):
         raise ValueError(f"images must be a non-empty batch of shape (N, {', '.join(map(str, model.input_shape[1:]))}); "
