@@ -32,6 +32,7 @@ setup(
         "dill",  # tensorflow-datasets' testing module (mock data) needs it
         "click",
         "numpy<2",
+        "pycocotools",  # detection mAP (zoo.training.dense_metrics)
     ],
     extras_require={
         "cpu": [f"tensorflow-cpu=={TENSORFLOW}"],

@@ -11,6 +11,10 @@ Every dataset component provides, besides zookeeper's `Dataset` API
   `training` and the field `augment` are both true.
 
 `ImageClassification` is the matching zookeeper `Preprocessing` component.
+
+`FashionMNISTScenes` is not an image classification dataset: its elements are
+`{"image", "mask", "boxes", "labels"}` scenes for segmentation and detection
+(see `zoo.training.scenes`), and it has no `preprocess`.
 """
 
 import gzip
@@ -26,6 +30,7 @@ from zookeeper import ComponentField, Field, component
 from zookeeper.tf import Dataset, Preprocessing, TFDSDataset
 
 from zoo import preprocessing
+from zoo.training import scenes
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -194,6 +199,12 @@ def _read_fashion_mnist_split(
     return images, labels
 
 
+def fashion_mnist_folder(data_dir: Optional[str]) -> Path:
+    """Where the Fashion-MNIST IDX files are looked for: `data_dir`, else
+    `$ZOO_DATA_DIR`, else /usr/share/datasets/fashion-mnist."""
+    return Path(data_dir or os.environ.get("ZOO_DATA_DIR") or DEBIAN_FASHION_MNIST_DIR)
+
+
 def load_fashion_mnist(folder: Path) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
     """Reads and checks the four Fashion-MNIST IDX files of a folder (cached).
 
@@ -233,38 +244,24 @@ def load_fashion_mnist(folder: Path) -> Dict[str, Tuple[np.ndarray, np.ndarray]]
     return _fashion_mnist_cache[folder]
 
 
-@component
-class FashionMNIST(ImageDataset):
-    """Fashion-MNIST (60,000 training and 10,000 test images of 28x28x1, 10
-    classes) read from the original IDX files.
-
-    The files are looked for in the field `data_dir`, else in `$ZOO_DATA_DIR`, else
-    in /usr/share/datasets/fashion-mnist (Debian's dataset-fashion-mnist). The
-    validation and test splits are both the 10,000 test images. Nothing is
-    shuffled here. Training augmentation: random flip, pad 2 and random crop.
-    """
+class FashionMNISTFiles(Dataset):
+    """What the datasets built from the Fashion-MNIST IDX files share: where the files
+    are (the field `data_dir`, else `$ZOO_DATA_DIR`, else Debian's folder), the
+    split they read ("validation" is the test split), and `train()` / `validation()`
+    / `test()` over the subclass's `_split(split)`. The data are made decoded:
+    `decoders` are accepted and ignored."""
 
     data_dir: Optional[str] = Field(None)
-
-    input_shape = (28, 28, 1)
-    augment_padding = 2
-    weights_tag = "fashion_mnist"
-    class_names = FASHION_MNIST_CLASSES
+    class_names: Tuple[str, ...]
 
     @property
     def folder(self) -> Path:
         """The folder the IDX files are read from."""
-        return Path(
-            self.data_dir or os.environ.get("ZOO_DATA_DIR") or DEBIAN_FASHION_MNIST_DIR
-        )
+        return fashion_mnist_folder(self.data_dir)
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
-
-    def num_examples(self, split: str) -> int:
-        """The number of examples of "train", "validation" or "test"."""
-        return FASHION_MNIST_SPLITS[self._file_split(split)][1]
 
     @staticmethod
     def _file_split(split: str) -> str:
@@ -275,13 +272,8 @@ class FashionMNIST(ImageDataset):
         return "train" if split == "train" else "test"
 
     def _split(self, split: str) -> Tuple[tf.data.Dataset, int]:
-        images, labels = load_fashion_mnist(self.folder)[self._file_split(split)]
-        dataset = tf.data.Dataset.from_tensor_slices(
-            {"image": images[..., np.newaxis], "label": labels.astype(np.int64)}
-        )
-        return dataset, len(labels)
+        raise NotImplementedError
 
-    # The images are stored decoded: `decoders` are accepted and ignored.
     def train(self, decoders=None) -> Tuple[tf.data.Dataset, int]:
         return self._split("train")
 
@@ -290,6 +282,112 @@ class FashionMNIST(ImageDataset):
 
     def test(self, decoders=None) -> Tuple[tf.data.Dataset, int]:
         return self._split("test")
+
+
+@component
+class FashionMNIST(FashionMNISTFiles, ImageDataset):
+    """Fashion-MNIST (60,000 training and 10,000 test images of 28x28x1, 10
+    classes) read from the original IDX files.
+
+    The files are looked for in the field `data_dir`, else in `$ZOO_DATA_DIR`, else
+    in /usr/share/datasets/fashion-mnist (Debian's dataset-fashion-mnist). The
+    validation and test splits are both the 10,000 test images. Nothing is
+    shuffled here. Training augmentation: random flip, pad 2 and random crop.
+    """
+
+    input_shape = (28, 28, 1)
+    augment_padding = 2
+    weights_tag = "fashion_mnist"
+    class_names = FASHION_MNIST_CLASSES
+
+    def num_examples(self, split: str) -> int:
+        """The number of examples of "train", "validation" or "test"."""
+        return FASHION_MNIST_SPLITS[self._file_split(split)][1]
+
+    def _split(self, split: str) -> Tuple[tf.data.Dataset, int]:
+        images, labels = load_fashion_mnist(self.folder)[self._file_split(split)]
+        dataset = tf.data.Dataset.from_tensor_slices(
+            {"image": images[..., np.newaxis], "label": labels.astype(np.int64)}
+        )
+        return dataset, len(labels)
+
+
+@component
+class FashionMNISTScenes(FashionMNISTFiles):
+    """Scenes of 2 to 5 Fashion-MNIST garments on a black 96x96x1 canvas, for
+    semantic segmentation and object detection (see `zoo.training.scenes`).
+
+    Elements are `{"image": uint8 (96, 96, 1), "mask": uint8 (96, 96), "boxes":
+    float32 (n, 4), "labels": int64 (n,)}`: mask values 0 = background and
+    `1 + Fashion-MNIST class` (1 to 10); boxes `[ymin, xmin, ymax, xmax]` in
+    pixels (max exclusive), one per garment, in pasting order; labels in the
+    mask's numbering, so `class_names[label]` names a box too.
+
+    The "train" scenes use only Fashion-MNIST's 60,000 training images, the
+    "test" scenes (and "validation", the same scenes) only its 10,000 test
+    images. Scenes are made on the fly (about 2 ms each, on `map` workers),
+    deterministically: scene `i` of a split depends only on the field `seed`,
+    the split and `i`. Nothing is shuffled here. The IDX files are looked for
+    as by `FashionMNIST`.
+    """
+
+    seed: int = Field(0)
+    num_train: int = Field(20_000)
+    num_test: int = Field(2_000)
+
+    input_shape = (96, 96, 1)
+    class_names = ("background", *FASHION_MNIST_CLASSES)
+
+    def num_examples(self, split: str) -> int:
+        """The number of scenes of "train", "validation" or "test"."""
+        if self._file_split(split) == "train":
+            return self.num_train
+        return self.num_test
+
+    def scene(self, split: str, index: int) -> scenes.Scene:
+        """Scene `index` of a split as numpy arrays, with its garments' indices
+        in the Fashion-MNIST split (`sources`).
+
+        Arguments:
+            split: "train", "validation" or "test".
+            index: the scene's index, from 0.
+
+        Returns:
+            The `zoo.training.scenes.Scene`.
+
+        Raises:
+            ValueError: for an unknown split.
+            DatasetNotFoundError: if the Fashion-MNIST files are missing.
+        """
+        file_split = self._file_split(split)
+        images, labels = load_fashion_mnist(self.folder)[file_split]
+        size = self.input_shape[0]
+        return scenes.scene(images, labels, self.seed, split, index, size=size)
+
+    def _split(self, split: str) -> Tuple[tf.data.Dataset, int]:
+        count = self.num_examples(split)
+        load_fashion_mnist(self.folder)  # Raise here if the files are missing.
+
+        def generate(index: np.ndarray):
+            scene = self.scene(split, int(index))
+            return scene.image, scene.mask, scene.boxes, scene.labels
+
+        def element(index: tf.Tensor) -> Dict[str, tf.Tensor]:
+            types = (tf.uint8, tf.uint8, tf.float32, tf.int64)
+            image, mask, boxes, labels = tf.numpy_function(
+                generate, [index], types, stateful=False
+            )
+            return {
+                "image": tf.ensure_shape(image, self.input_shape),
+                "mask": tf.ensure_shape(mask, self.input_shape[:2]),
+                "boxes": tf.ensure_shape(boxes, (None, 4)),
+                "labels": tf.ensure_shape(labels, (None,)),
+            }
+
+        dataset = tf.data.Dataset.range(count).map(
+            element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        )
+        return dataset, count
 
 
 # --- TensorFlow Datasets: CIFAR-10, ImageNet ---
@@ -457,18 +555,19 @@ class ImageClassification(Preprocessing):
         return data["label"]
 
 
-DATASETS: Dict[str, Type[ImageDataset]] = {
+DATASETS: Dict[str, Type[Dataset]] = {
     "FashionMNIST": FashionMNIST,
     "Cifar10": Cifar10,
     "ImageNet": ImageNet,
+    "FashionMNISTScenes": FashionMNISTScenes,  # Segmentation and detection.
 }
 
 
-def get_dataset(name: str) -> Type[ImageDataset]:
+def get_dataset(name: str) -> Type[Dataset]:
     """The dataset component class called `name` (case-insensitive).
 
     Arguments:
-        name: "FashionMNIST", "Cifar10" or "ImageNet".
+        name: "FashionMNIST", "Cifar10", "ImageNet" or "FashionMNISTScenes".
 
     Returns:
         The component class (instantiate and configure it to use it).

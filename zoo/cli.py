@@ -98,6 +98,10 @@ def export_command(model: str, weights, out: str, input_shape, num_classes, num_
     click.echo(f"{spec.name} ({f'weights={weights}' if weights else 'random weights'}), input "
                f"{'x'.join(map(str, built.input_shape[1:]))}; parity on {source}")
     click.echo(report.summary())
+    if not weights and report.top1_agreement < 1:
+        click.echo("note: with random weights many pre-activations sit at a sign's tie (0), where "
+                   "float rounding differs between Keras and the converted kernels; parity is "
+                   "meaningful for trained weights (--weights).")
     if report.fallbacks:
         raise click.ClickException(f"{len(report.fallbacks)} binary layer(s) fell back to float ops: "
                                    f"{', '.join(report.fallbacks)}.")
