@@ -251,15 +251,15 @@ def checkpoints_section(spec) -> str:
         ])
     rows = [[f"`{e.tag}`", e.dataset, shape(e.input_shape), e.num_classes, pct(e.top1), pct(e.top5),
              f"{e.pretrain_epochs} + {e.epochs}" if e.pretrain_epochs else e.epochs,
-             minutes(e.wall_time_seconds), f"{e.size / 1e6:.2f} MB", "yes" if e.tag in notop else "no",
-             f"`{e.sha256[:12]}`"] for e in top]
+             minutes(e.wall_time_seconds), sci(e.cost.get("ops")), f"{e.cost.get('memory_mbit', 0):.2f}",
+             f"{e.size / 1e6:.2f} MB", "yes" if e.tag in notop else "no", f"`{e.sha256[:12]}`"] for e in top]
     parts = [
         "## Checkpoints", "",
         "Top-1 and top-5 on the full test split, measured by `zoo weights publish` from the "
         "run's own weights; wall time is the sum of the run's epoch times. The curves' "
         "validation split is, for Fashion-MNIST, the 10,000 test images.", "",
-        table(["tag", "dataset", "input", "classes", "top-1", "top-5", "epochs", "wall time", "size",
-               "no-top file", "sha256"], rows),
+        table(["tag", "dataset", "input", "classes", "top-1", "top-5", "epochs", "wall time",
+               "OPs at its input", "Mbit", "size", "no-top file", "sha256"], rows),
     ]
     for e in top:
         options = ", ".join(f"{k}={v!r}" for k, v in e.options.items() if k in ("num_bases",))

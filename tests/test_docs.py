@@ -75,6 +75,7 @@ def test_model_pages_give_each_checkpoint_its_command_and_curve(site):
     for e in published_top():
         text = html.unescape(re.sub(r"<[^>]+>", "", page(site, f"models/{e.model}")))  # highlighted code
         assert e.command in text and e.sha256[:12] in text and f'weights="{e.tag}"' in text
+        assert f"{e.cost['ops']:.3e}".replace("e+0", "e") in text  # the checkpoint's own cost
         curve = (site / "models" / f"{e.model}-{e.tag}.svg").read_text(encoding="utf-8")
         assert "<svg" in curve and f"{100 * e.top1:.2f}%" in curve
 
