@@ -197,6 +197,35 @@ def test_grouped_quant_conv_equals_larqs_grouped_conv(pad_values, use_bias, stri
     assert GroupedQuantConv2D.from_config(ours.get_config()).groups == 3
 
 
+@pytest.mark.parametrize("dilations, kernel_size", [((2, 3, 4), 3), ((1, 5, 2), 3), ((6, 7, 8), 1)])
+def test_group_dilations_equal_separate_dilated_convs(dilations, kernel_size):
+    """BPAC: base k of a fused convolution dilated by its own rate, padded with +1."""
+    quantizers = dict(input_quantizer="approx_sign", kernel_quantizer=GroupNetWeightSign(groups=1))
+    fused = GroupedQuantConv2D(6, kernel_size, groups=3, padding="same", pad_values=1.0, use_bias=False,
+                               group_dilations=dilations, input_quantizer="approx_sign",
+                               kernel_quantizer=GroupNetWeightSign(groups=3))
+    x = tf.constant(np.random.default_rng(21).normal(size=(2, 11, 9, 12)).astype("float32"))
+    fused.build(x.shape)
+    kernel = np.random.default_rng(22).normal(size=fused.kernel.shape).astype("float32")
+    fused.set_weights([kernel])
+    separate = []
+    for g, (part, rate) in enumerate(zip(tf.split(x, 3, axis=-1), dilations)):
+        conv = lq.layers.QuantConv2D(2, kernel_size, padding="same", pad_values=1.0, use_bias=False,
+                                     dilation_rate=rate, **quantizers)
+        conv.build(part.shape)
+        conv.set_weights([kernel[..., 2 * g:2 * g + 2]])
+        separate.append(conv(part))
+    np.testing.assert_allclose(fused(x), tf.concat(separate, -1), rtol=1e-5, atol=1e-5)
+    assert GroupedQuantConv2D.from_config(fused.get_config()).group_dilations == dilations
+
+
+def test_group_dilations_need_a_rate_per_group_and_stride_1():
+    with pytest.raises(ValueError, match="one positive rate per group"):
+        GroupedQuantConv2D(6, 3, groups=3, padding="same", group_dilations=(2, 3))
+    with pytest.raises(ValueError, match="strides=1"):
+        GroupedQuantConv2D(6, 3, groups=3, strides=2, padding="same", group_dilations=(2, 3, 4))
+
+
 # -- the fused implementation against K separate branches --------------------------------
 K, C, F, SIZE = 3, 4, 8, 6
 

@@ -115,34 +115,65 @@ class GroupedQuantConv2D(lq.layers.QuantConv2D):
       32 input channels per group, and its default kernel rejects grouped ones; every
       per-group convolution here becomes an ordinary `LceBconv2d`.
 
+    `group_dilations` gives each group its own dilation rate (Group-Net's Binary
+    Parallel Atrous Convolution: base k of a block dilated by rate k), with stride 1
+    and "same" padding; the layer's `dilation_rate` is then unused.
+
     Arguments:
-        As `lq.layers.QuantConv2D`; only `data_format="channels_last"` is supported
-        with `groups > 1`.
+        group_dilations: an optional dilation rate per group (`groups` integers).
+        **kwargs: as `lq.layers.QuantConv2D`; only `data_format="channels_last"` is
+            supported with `groups > 1`.
 
     Returns:
-        The same outputs (and gradients) as `lq.layers.QuantConv2D`.
+        The same outputs (and gradients) as `lq.layers.QuantConv2D`, or, with
+        `group_dilations`, as one such convolution per group at its own rate.
+
+    Raises:
+        ValueError: `group_dilations` that do not fit `groups`, stride 1 and "same".
     """
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, group_dilations=None, **kwargs):
         super().__init__(*args, **kwargs)
         if self.groups > 1 and self.data_format != "channels_last":
             raise ValueError("GroupedQuantConv2D with groups > 1 needs data_format='channels_last'.")
+        self.group_dilations = tuple(int(d) for d in group_dilations) if group_dilations else None
+        if self.group_dilations and (len(self.group_dilations) != self.groups or self.strides != (1, 1)
+                                     or self.padding != "same" or min(self.group_dilations) < 1):
+            raise ValueError(
+                f"group_dilations={group_dilations!r} needs one positive rate per group ({self.groups}), "
+                f"strides=1 and padding='same'; got strides={self.strides}, padding={self.padding!r}."
+            )
+
+    def _dilations(self):
+        """The dilation rate (2 integers) of each group."""
+        return [(d, d) for d in self.group_dilations] if self.group_dilations else [self.dilation_rate] * self.groups
+
+    def _pad(self, x, dilation):
+        """Pads `x` for a stride-1 "same" convolution at `dilation` with `pad_values`."""
+        sizes = [d * (k - 1) for d, k in zip(dilation, self.kernel_size)]
+        pads = [[0, 0]] + [[n // 2, n - n // 2] for n in sizes] + [[0, 0]]
+        return tf.pad(x, pads, constant_values=self.pad_values)
+
+    def get_config(self):
+        return {**super().get_config(), "group_dilations": self.group_dilations}
 
     def call(self, inputs):
-        if self.groups == 1:
+        if self.groups == 1 and not self.group_dilations:
             return super().call(inputs)
         with lq.context.quantized_scope(True):
             kernels = tf.split(tf.convert_to_tensor(self.kernel), self.groups, axis=-1)
         outputs = []
-        for x, kernel in zip(tf.split(inputs, self.groups, axis=-1), kernels):
+        for x, kernel, dilation in zip(tf.split(inputs, self.groups, axis=-1), kernels, self._dilations()):
             if self.input_quantizer:
                 x = self.input_quantizer(x)
             padding = self.padding
-            if not self._is_native_padding:
+            if self.group_dilations:
+                x, padding = self._pad(x, dilation), "valid"
+            elif not self._is_native_padding:
                 x = tf.pad(x, self._get_padding_same(x), constant_values=self.pad_values)
                 padding = "valid"
             outputs.append(tf.nn.convolution(
-                x, kernel, strides=self.strides, padding=padding.upper(), dilations=self.dilation_rate
+                x, kernel, strides=self.strides, padding=padding.upper(), dilations=dilation
             ))
         outputs = tf.concat(outputs, axis=-1)
         if self.use_bias:
