@@ -55,10 +55,14 @@ def paper_result(spec):
     return next((r for r in spec.reported if r.dataset == "ImageNet" and r.source == "paper"), None)
 
 
+def defaults(spec) -> dict:
+    """The constructor's keyword arguments and their defaults, in order."""
+    return {p.name: p.default for p in inspect.signature(spec.constructor).parameters.values()}
+
+
 def num_bases(spec):
     """K of a Group-Net model's constructor by default, else None."""
-    parameter = inspect.signature(spec.constructor).parameters.get("num_bases")
-    return parameter.default if parameter else None
+    return defaults(spec).get("num_bases")
 
 
 def compression(c: zoo.Complexity) -> float:
@@ -261,8 +265,9 @@ def checkpoints_section(spec) -> str:
         table(["tag", "dataset", "input", "classes", "top-1", "top-5", "epochs", "wall time",
                "OPs at its input", "Mbit", "size", "no-top file", "sha256"], rows),
     ]
-    for e in top:
-        options = ", ".join(f"{k}={v!r}" for k, v in e.options.items() if k in ("num_bases",))
+    arguments = defaults(spec)
+    for e in top:  # the constructor arguments a tag sets away from their defaults
+        options = ", ".join(f"{k}={v!r}" for k, v in e.options.items() if k in arguments and arguments[k] != v)
         parts += [
             f"### `{e.tag}`", "",
             "```python",
@@ -293,8 +298,7 @@ def paper_section(spec) -> str:
 
 def signature(spec) -> str:
     """The constructor's signature, one argument per line."""
-    parameters = list(inspect.signature(spec.constructor).parameters.values())
-    lines = ["    *,"] + [f"    {p.name}={p.default!r}," for p in parameters]
+    lines = ["    *,"] + [f"    {name}={default!r}," for name, default in defaults(spec).items()]
     return "\n".join([f"zoo.{spec.name}("] + lines + [")"])
 
 

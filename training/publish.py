@@ -95,9 +95,8 @@ def publish(
 
     Raises:
         FileNotFoundError: the run has not finished.
-        ValueError: `url_base` is given with an empty `out_dir` (an `out_dir` of None
-            fails earlier, with a TypeError), or the rebuilt model does not reproduce
-            the run's accuracy.
+        ValueError: `url_base` is given without an `out_dir`, or the rebuilt model
+            does not reproduce the run's accuracy.
     """
     if url_base and not out_dir:
         raise ValueError("With --url-base, pass --out-dir: the folder to write the files to upload.")

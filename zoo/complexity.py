@@ -145,10 +145,11 @@ class Complexity:
         return "\n".join(rows)
 
 
-def _layers(model: tf.keras.Model) -> Iterator[tf.keras.layers.Layer]:
+def iter_layers(model: tf.keras.Model) -> Iterator[tf.keras.layers.Layer]:
+    """Every layer of `model`, the layers of nested models in their place."""
     for layer in model.layers:
         if isinstance(layer, tf.keras.Model):
-            yield from _layers(layer)
+            yield from iter_layers(layer)
         else:
             yield layer
 
@@ -207,4 +208,4 @@ def complexity(model: tf.keras.Model) -> Complexity:
         A `Complexity` record: `.bops`, `.flops`, `.ops`, `.binary_params`,
         `.float_params`, `.params`, `.memory_mbit`, `.memory_mb` and `.layers`.
     """
-    return Complexity(tuple(layer_cost(layer) for layer in _layers(model)))
+    return Complexity(tuple(layer_cost(layer) for layer in iter_layers(model)))

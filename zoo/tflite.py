@@ -25,7 +25,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from zoo.complexity import _layers, layer_cost
+from zoo.complexity import iter_layers, layer_cost
 
 
 def convert(model: tf.keras.Model, target: str = "arm") -> bytes:
@@ -124,7 +124,7 @@ def binary_convolutions(model: tf.keras.Model) -> List[Tuple[str, int]]:
         One pair per layer with binary multiply-accumulates; a grouped (Group-Net
         fused) convolution becomes one `LceBconv2d` per group.
     """
-    return [(layer.name, getattr(layer, "groups", 1)) for layer in _layers(model) if layer_cost(layer).bops]
+    return [(layer.name, getattr(layer, "groups", 1)) for layer in iter_layers(model) if layer_cost(layer).bops]
 
 
 def fallbacks(model: tf.keras.Model, flatbuffer: bytes) -> Tuple[str, ...]:
