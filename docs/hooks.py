@@ -52,7 +52,7 @@ def fashion_points():
 
 def paper_result(spec):
     """The paper's ImageNet result for the default variant (the registry lists it first)."""
-    return next((r for r in spec.reported if r.dataset == "ImageNet" and r.source == "paper"), None)
+    return next((r for r in spec.reported if r.source == "paper"), None)
 
 
 def defaults(spec) -> dict:
@@ -190,7 +190,8 @@ def overview_page(specs) -> str:
             num_bases(spec) or "-",
             shape(spec.default_input_shape),
             ", ".join(tag_cell(e) for e in published(spec.name)) or "-",
-            f"{reported.top1} / {reported.top5}" if reported else "-",
+            (reported.value + ("" if reported.dataset == "ImageNet" else f" ({reported.dataset})"))
+            if reported else "-",
             sci(c.bops), sci(c.flops), sci(c.ops), f"{c.params:,}",
             f"{c.memory_mbit:.2f} / {c.memory_mb:.2f}",
             f"{compression(c):.1f}x",
@@ -204,10 +205,10 @@ def overview_page(specs) -> str:
         "input (the *input* column) with its default options (Group-Net: K bases in the "
         "*bases* column); a checkpoint's own cost, at its input, is on the model's page. "
         "*Compression* is the memory of the same network with every parameter in 32 bits "
-        "over this one's. Paper results are the papers' own ImageNet numbers (top-1 / top-5, "
-        "%), not measured here. See [Counting BOPs and OPs](../complexity.md).",
+        "over this one's. Paper results are the papers' own numbers, not measured here: "
+        "ImageNet top-1 / top-5 (%) unless another dataset is named. See [Counting BOPs and OPs](../complexity.md).",
         "",
-        table(["model", "paper", "bases", "input", "published top-1", "paper ImageNet",
+        table(["model", "paper", "bases", "input", "published top-1", "paper result",
                "BOPs", "FLOPs", "OPs", "params", "memory Mbit / MB", "compression"], rows),
         "## Accuracy against cost",
         "",
@@ -283,12 +284,12 @@ def checkpoints_section(spec) -> str:
 
 def paper_section(spec) -> str:
     p = spec.paper
-    rows = [[r.dataset, r.top1, "-" if r.top5 is None else r.top5, r.note or "-", r.source,
+    rows = [[r.dataset, r.value, r.note or "-", r.source,
              sci(r.ops) if r.ops else "-", r.memory_mbit or "-"] for r in spec.reported]
     return "\n".join([
         "## The paper", "",
         f"{p.authors}. [*{p.title}*]({p.url}). {p.venue} {p.year}.", "",
-        table(["dataset", "top-1 (%)", "top-5 (%)", "variant", "source", "OPs", "Mbit"], rows) if rows else
+        table(["dataset", "result (%, top-1 / top-5 or mIoU)", "variant", "source", "OPs", "Mbit"], rows) if rows else
         "The paper reports no result for this layout; it is the zoo's small-image variant.",
         "",
         '??? quote "BibTeX"', "",

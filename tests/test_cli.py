@@ -4,6 +4,7 @@ import sys
 
 import pytest
 
+import zoo
 from zoo.cli import main
 
 
@@ -16,9 +17,10 @@ def run(capsys, *argv):
 def test_list_shows_every_model_with_paper_results(capsys):
     code, out, _ = run(capsys, "list")
     assert code == 0
-    for name in ("BiRealNet18", "BiRealNet34", "BiRealNet50", "BiRealNet20"):
-        assert name in out
-    assert "ImageNet 56.4/79.5" in out
+    for spec in zoo.list_models():
+        assert spec.name in out
+    assert "ImageNet 56.4 / 79.5" in out
+    assert "PASCAL VOC 2012 mIoU 65.1" in out
 
 
 def test_summary_prints_the_reference_cost(capsys):

@@ -55,9 +55,10 @@ def test_overview_has_a_row_per_model_with_its_published_top1(site):
         for e in published_top():
             if e.model == spec.name:
                 assert f"{e.tag}: {100 * e.top1:.2f}%" in cells
-        paper = next((r for r in spec.reported if r.dataset == "ImageNet"), None)
+        paper = next((r for r in spec.reported if r.source == "paper"), None)
         if paper:
-            assert f"{paper.top1} / {paper.top5}" in cells
+            assert paper.value in cells
+    assert "mIoU 65.1 (PASCAL VOC 2012)" in row(overview, "GroupNetFCN")
 
 
 def test_model_page_per_layer_table_is_the_models_cost(site):

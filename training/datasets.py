@@ -30,7 +30,7 @@ from zookeeper import ComponentField, Field, component
 from zookeeper.tf import Dataset, Preprocessing, TFDSDataset
 
 from zoo import preprocessing
-from zoo.training import scenes
+from zoo.training import scenes, voc
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -58,6 +58,35 @@ def random_pad_crop_flip(
     image = tf.image.random_flip_left_right(image)
     image = tf.pad(image, [[padding, padding], [padding, padding], [0, 0]])
     return tf.image.random_crop(image, shape)
+
+
+IGNORE_LABEL = 255  # pixels of this label count in no loss and no metric (VOC's boundaries)
+
+
+def flip_together(image: tf.Tensor, mask: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+    """A random horizontal flip of an image (H, W, C) and its mask (H, W), the same for both."""
+    flip = tf.random.uniform(()) < 0.5
+    return (tf.cond(flip, lambda: tf.reverse(image, [1]), lambda: image),
+            tf.cond(flip, lambda: tf.reverse(mask, [1]), lambda: mask))
+
+
+@component
+class ImageClassification(Preprocessing):
+    """Preprocessing of `(image, label)` pairs by the dataset's own `preprocess`.
+
+    Its `dataset` is the training task's (zookeeper passes a parent's field of the
+    same name down), and so are `decoders` and `input_shape` by default.
+    """
+
+    dataset: Dataset = ComponentField(allow_missing=True)
+    decoders = Field(lambda self: self.dataset.decoders)
+    input_shape = Field(lambda self: self.dataset.input_shape)
+
+    def input(self, data: Dict[str, tf.Tensor], training: bool) -> tf.Tensor:
+        return self.dataset.preprocess(data, training)
+
+    def output(self, data: Dict[str, tf.Tensor], training: bool) -> tf.Tensor:
+        return data["label"]
 
 
 class ImageDataset(Dataset):
@@ -337,6 +366,9 @@ class FashionMNISTScenes(FashionMNISTFiles):
 
     input_shape = (96, 96, 1)
     class_names = ("background", *FASHION_MNIST_CLASSES)
+    weights_tag = "fashion_mnist_scenes"
+    decoders = None  # the scenes are made decoded
+    num_detection_classes = len(FASHION_MNIST_CLASSES)  # boxes have no background class
 
     def num_examples(self, split: str) -> int:
         """The number of scenes of "train", "validation" or "test"."""
@@ -363,6 +395,27 @@ class FashionMNISTScenes(FashionMNISTFiles):
         images, labels = load_fashion_mnist(self.folder)[file_split]
         size = self.input_shape[0]
         return scenes.scene(images, labels, self.seed, split, index, size=size)
+
+    def detection_pair(self, data: Dict[str, tf.Tensor], training: bool) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """(image float32 0-255, boxes float32 (n, 4), class ids int32 (n,) from 0: the
+        garment's Fashion-MNIST class) of a scene; training flips the image and its
+        boxes at random."""
+        image, boxes = tf.cast(data["image"], tf.float32), tf.cast(data["boxes"], tf.float32)
+        classes = tf.cast(data["labels"], tf.int32) - 1
+        if training:
+            width = float(self.input_shape[1])
+            flip = tf.random.uniform(()) < 0.5
+            image = tf.cond(flip, lambda: tf.reverse(image, [1]), lambda: image)
+            flipped = tf.stack([boxes[:, 0], width - boxes[:, 3], boxes[:, 2], width - boxes[:, 1]], 1)
+            boxes = tf.cond(flip, lambda: flipped, lambda: boxes)
+        return image, boxes, classes
+
+    def segmentation_pair(self, data: Dict[str, tf.Tensor], training: bool) -> Tuple[tf.Tensor, tf.Tensor]:
+        """(image float32 0-255, mask int32) of a scene; training flips both at random."""
+        image, mask = tf.cast(data["image"], tf.float32), tf.cast(data["mask"], tf.int32)
+        if training:
+            return flip_together(image, mask)
+        return image, mask
 
     def _split(self, split: str) -> Tuple[tf.data.Dataset, int]:
         count = self.num_examples(split)
@@ -393,12 +446,18 @@ class FashionMNISTScenes(FashionMNISTFiles):
 # --- TensorFlow Datasets: CIFAR-10, ImageNet ---
 
 
-class _TFDSImageDataset(ImageDataset, TFDSDataset):
-    """A TFDS dataset whose missing data raises a `DatasetNotFoundError`."""
+class _TFDS(TFDSDataset):
+    """A TFDS dataset whose missing data raises a `DatasetNotFoundError`; with the field
+    `manual_dir` set, the first load prepares it from the files there."""
+
+    manual_dir: Optional[str] = Field(None)
 
     def _load_kwargs(self) -> dict:
         """The `tfds.load` arguments on how to get the data."""
-        return {"download": self.download}
+        if not self.manual_dir:
+            return {"download": self.download}
+        config = tfds.download.DownloadConfig(manual_dir=self.manual_dir)
+        return {"download": True, "download_and_prepare_kwargs": {"download_config": config}}
 
     def _not_found_hint(self) -> str:
         """How to make the dataset available."""
@@ -434,6 +493,10 @@ class _TFDSImageDataset(ImageDataset, TFDSDataset):
                 f"{self.__class__.__name__} ({self.name}) is not prepared, so the "
                 f"size of split '{split}' is unknown. {self._not_found_hint()}"
             ) from error
+
+
+class _TFDSImageDataset(ImageDataset, _TFDS):
+    """An image classification dataset of TFDS."""
 
 
 @component
@@ -477,15 +540,6 @@ class ImageNet(_TFDSImageDataset):
     @property
     def decoders(self) -> Dict[str, tfds.decode.Decoder]:
         return {"image": tfds.decode.SkipDecoding()}
-
-    def _load_kwargs(self) -> dict:
-        if not self.manual_dir:
-            return super()._load_kwargs()
-        config = tfds.download.DownloadConfig(manual_dir=self.manual_dir)
-        return {
-            "download": True,
-            "download_and_prepare_kwargs": {"download_config": config},
-        }
 
     def _not_found_hint(self) -> str:
         if self.manual_dir:
@@ -533,26 +587,88 @@ class ImageNet(_TFDSImageDataset):
         return tf.ensure_shape(image, self.input_shape)
 
 
+@component
+class VocSegmentation(_TFDS):
+    """PASCAL VOC 2012 semantic segmentation (21 classes with background; 255 marks
+    unlabelled boundaries), from the `voc_segmentation2012` builder of
+    `zoo.training.voc`, prepared from the manually downloaded tar (field
+    `manual_dir`, default `$VOC_MANUAL_DIR`).
+
+    Pairs are `crop_size` squares (default 512, so that every VOC image, at most
+    500 pixels a side, is evaluated whole; the paper trains on 480): training scales
+    an image and its mask by a random factor in [0.5, 2], pads (image with the mean
+    pixel, mask with 255), crops at random and flips; evaluation pads and takes the
+    center crop.
+    """
+
+    name = Field("voc_segmentation2012:1.*.*")
+    train_split = Field("train")
+    validation_split = Field("validation")
+    test_split = Field("validation")
+    manual_dir: Optional[str] = Field(lambda: os.environ.get("VOC_MANUAL_DIR"))
+    crop_size: int = Field(512)
+    augment: bool = Field(True)
+
+    class_names = voc.VOC_CLASSES
+    weights_tag = "voc2012"
+    decoders = None
+
+    @property
+    def input_shape(self) -> Tuple[int, int, int]:
+        return (self.crop_size, self.crop_size, 3)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def _not_found_hint(self) -> str:
+        return voc.VocSegmentation2012.MANUAL_DOWNLOAD_INSTRUCTIONS + (
+            " Then pass `dataset.manual_dir=/that/folder` (or `export VOC_MANUAL_DIR=...`)."
+        )
+
+    def segmentation_pair(self, data: Dict[str, tf.Tensor], training: bool) -> Tuple[tf.Tensor, tf.Tensor]:
+        """(image float32 0-255, mask int32) of `crop_size`, augmented when training."""
+        image, mask = tf.cast(data["image"], tf.float32), tf.cast(data["mask"][..., 0], tf.int32)
+        augment = training and self.augment
+        if augment:
+            scale = tf.random.uniform((), 0.5, 2.0)
+            size = tf.cast(tf.round(tf.cast(tf.shape(image)[:2], tf.float32) * scale), tf.int32)
+            image = tf.image.resize(image, size)
+            mask = tf.image.resize(mask[..., None], size, method="nearest")[..., 0]
+        # Pad to at least crop_size: the image with the mean pixel, the mask with 255.
+        crop = self.crop_size
+        shape = tf.shape(image)
+        pad_h, pad_w = tf.maximum(crop - shape[0], 0), tf.maximum(crop - shape[1], 0)
+        paddings = [[pad_h // 2, pad_h - pad_h // 2], [pad_w // 2, pad_w - pad_w // 2]]
+        mean = tf.constant(preprocessing.IMAGENET_MEAN_RGB, tf.float32)
+        image = tf.pad(image - mean, paddings + [[0, 0]]) + mean
+        mask = tf.pad(mask, paddings, constant_values=IGNORE_LABEL)
+        both = tf.concat([image, tf.cast(mask, tf.float32)[..., None]], -1)
+        if augment:
+            both = tf.image.random_crop(both, (crop, crop, 4))
+        else:
+            shape = tf.shape(both)
+            both = tf.image.crop_to_bounding_box(both, (shape[0] - crop) // 2, (shape[1] - crop) // 2, crop, crop)
+        image, mask = both[..., :3], tf.cast(both[..., 3], tf.int32)
+        if augment:
+            image, mask = flip_together(image, mask)
+        return tf.ensure_shape(image, self.input_shape), tf.ensure_shape(mask, self.input_shape[:2])
+
+
 # --- Preprocessing ---
 
-
 @component
-class ImageClassification(Preprocessing):
-    """Preprocessing of `(image, label)` pairs by the dataset's own `preprocess`.
-
-    Its `dataset` is the training task's (zookeeper passes a parent's field of the
-    same name down), and so are `decoders` and `input_shape` by default.
-    """
+class Segmentation(Preprocessing):
+    """Preprocessing of `(image, mask)` pairs by the dataset's own `segmentation_pair`
+    (augmentation applied to both alike); masks keep `IGNORE_LABEL` for pixels that
+    count in no loss and no metric."""
 
     dataset: Dataset = ComponentField(allow_missing=True)
     decoders = Field(lambda self: self.dataset.decoders)
     input_shape = Field(lambda self: self.dataset.input_shape)
 
-    def input(self, data: Dict[str, tf.Tensor], training: bool) -> tf.Tensor:
-        return self.dataset.preprocess(data, training)
-
-    def output(self, data: Dict[str, tf.Tensor], training: bool) -> tf.Tensor:
-        return data["label"]
+    def __call__(self, data: Dict[str, tf.Tensor], training: bool = False) -> Tuple[tf.Tensor, tf.Tensor]:
+        return self.dataset.segmentation_pair(data, training)
 
 
 DATASETS: Dict[str, Type[Dataset]] = {
@@ -560,6 +676,7 @@ DATASETS: Dict[str, Type[Dataset]] = {
     "Cifar10": Cifar10,
     "ImageNet": ImageNet,
     "FashionMNISTScenes": FashionMNISTScenes,  # Segmentation and detection.
+    "VocSegmentation": VocSegmentation,
 }
 
 
@@ -567,7 +684,8 @@ def get_dataset(name: str) -> Type[Dataset]:
     """The dataset component class called `name` (case-insensitive).
 
     Arguments:
-        name: "FashionMNIST", "Cifar10", "ImageNet" or "FashionMNISTScenes".
+        name: "FashionMNIST", "Cifar10", "ImageNet", "FashionMNISTScenes" or
+            "VocSegmentation".
 
     Returns:
         The component class (instantiate and configure it to use it).

@@ -21,11 +21,13 @@ def batches(
     shuffle_buffer: int = 60_000,
     seed: int = 0,
     limit: Optional[int] = None,
+    one_hot: bool = True,
 ) -> Tuple[tf.data.Dataset, int]:
     """Batched (image 0-255, one-hot label) pairs of a split, and its example count.
 
     Training batches are shuffled and repeat forever; others make one pass in order
-    (over the first `limit` examples when it is given).
+    (over the first `limit` examples when it is given). With `one_hot=False` the
+    labels stay as the preprocessing gives them (class ids, e.g. a segmentation mask).
     """
     if preprocessing is None:  # the dataset's own transform, as ImageClassification does
         decoders, pairs = dataset.decoders, lambda d: (dataset.preprocess(d, training), d["label"])
@@ -38,7 +40,8 @@ def batches(
         data = data.shuffle(min(count, shuffle_buffer), seed=seed).repeat()
     num_classes = dataset.num_classes
     data = data.map(pairs, tf.data.AUTOTUNE)
-    data = data.map(lambda x, y: (x, tf.one_hot(y, num_classes)), tf.data.AUTOTUNE)
+    if one_hot:
+        data = data.map(lambda x, y: (x, tf.one_hot(y, num_classes)), tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return data.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(options), count
@@ -67,11 +70,63 @@ def evaluate(model: tf.keras.Model, dataset: Dataset, batch_size: int = 256, lim
     }
 
 
-def make_dataset(name: str) -> Dataset:
-    """A configured dataset component by name ("FashionMNIST", "Cifar10", "ImageNet")."""
+def evaluate_segmentation(model: tf.keras.Model, dataset: Dataset, batch_size: int = 32,
+                          limit: Optional[int] = None) -> dict:
+    """Mean IoU, per-class IoU and pixel accuracy of `model` over the test split (its
+    first `limit` examples when given), from one confusion matrix; pixels labelled
+    `IGNORE_LABEL` are not counted, classes absent from both truth and prediction
+    are left out of the mean."""
+    from zoo.training.datasets import IGNORE_LABEL, Segmentation
+    from zoo.training.dense_metrics import ConfusionMatrix
+
+    preprocessing = Segmentation()
+    configure(preprocessing, {"dataset": dataset})
+    data, count = batches(dataset, "test", False, batch_size, preprocessing, limit=limit, one_hot=False)
+    confusion = ConfusionMatrix(dataset.num_classes, IGNORE_LABEL)
+    predict = tf.function(lambda x: tf.argmax(model(x, training=False), -1))
+    for x, y in data:
+        confusion.update(y.numpy(), predict(x).numpy())
+    iou = confusion.iou()
+    return {
+        "dataset": type(dataset).__name__,
+        "examples": int(count),
+        "miou": confusion.mean_iou(),
+        "pixel_accuracy": confusion.pixel_accuracy(),
+        "class_iou": {name: None if np.isnan(v) else float(v) for name, v in zip(dataset.class_names, iou)},
+    }
+
+
+def evaluate_model(model: tf.keras.Model, dataset: Dataset, batch_size: int = 256,
+                   limit: Optional[int] = None) -> Tuple[dict, str]:
+    """`evaluate` for a classifier, `evaluate_segmentation` for a model of per-pixel
+    outputs, `evaluate_detection` for a detector; returns (the result, its headline such as "top-1 91.59%, top-5 99.94%")."""
+    from zoo.models.groupnet_fcos import LevelScale
+
+    if any(isinstance(layer, LevelScale) for layer in model.layers):
+        from zoo.training.detection import evaluate_detection
+
+        result = evaluate_detection(model, dataset, min(batch_size, 32), limit)
+        return result, f"mAP {result['map']:.2%}, mAP@.5 {result['map50']:.2%}, mAP@.75 {result['map75']:.2%}"
+    if len(model.output_shape) == 4:
+        result = evaluate_segmentation(model, dataset, min(batch_size, 32), limit)
+        return result, f"mean IoU {result['miou']:.2%}, pixel accuracy {result['pixel_accuracy']:.2%}"
+    result = evaluate(model, dataset, batch_size, limit)
+    return result, f"top-1 {result['top1']:.2%}, top-5 {result['top5']:.2%}"
+
+
+def make_dataset(name: str, options: Optional[dict] = None) -> Dataset:
+    """A configured dataset component by name ("FashionMNIST", "FashionMNISTScenes",
+    ...), with the field values `options` (as `dataset_options` records them)."""
     dataset = get_dataset(name)()
-    configure(dataset, {})
+    configure(dataset, dict(options or {}))
     return dataset
+
+
+def dataset_options(dataset: Dataset) -> dict:
+    """The dataset component's field values that are plain numbers or text (e.g. the
+    scenes' `seed` and `num_test`), to configure the same dataset again."""
+    values = {name: getattr(dataset, name, None) for name in type(dataset).__component_fields__}
+    return {k: v for k, v in values.items() if isinstance(v, (bool, int, float, str))}
 
 
 def load_run_or_model(target: str, weights: Optional[str], dataset: Optional[str]):
@@ -100,7 +155,7 @@ def load_run_or_model(target: str, weights: Optional[str], dataset: Optional[str
 
     spec = registry.get(target)
     if dataset is None:
-        raise ValueError(f"Pass --dataset (FashionMNIST, Cifar10 or ImageNet) to evaluate {spec.name}.")
+        raise ValueError(f"Pass --dataset (FashionMNIST, Cifar10, ImageNet or FashionMNISTScenes) to evaluate {spec.name}.")
     data = make_dataset(dataset)
     model = spec.build(weights=weights, input_shape=data.input_shape, num_classes=data.num_classes)
     return model, data

@@ -27,7 +27,7 @@ import subprocess
 import sys
 import warnings
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import ClassVar, List, Optional, Sequence
 
 import tensorflow as tf
 from zookeeper import ComponentField, Field, component, task
@@ -56,8 +56,18 @@ from zoo.models.irnet import (
 )
 from zoo.quantizers import T_MAX, T_MIN
 from zoo.training.callbacks import EDEUpdate, EpochTimer, ede_schedules
-from zoo.training.datasets import FashionMNIST, ImageClassification, ImageNet
-from zoo.training.evaluation import batches, evaluate
+from zoo.models.groupnet_dense import GroupNetDeepLabFactory, GroupNetFCNFactory
+from zoo.models.groupnet_fcos import GroupNetFCOSFactory
+from zoo.training.detection import FCOSLoss, FCOSTargets, evaluate_detection, model_geometry
+from zoo.training.datasets import (
+    IGNORE_LABEL,
+    FashionMNIST,
+    FashionMNISTScenes,
+    ImageClassification,
+    ImageNet,
+    Segmentation,
+)
+from zoo.training.evaluation import batches, dataset_options, evaluate, evaluate_segmentation
 from zoo.weights import atomic_write_bytes
 
 
@@ -65,8 +75,9 @@ from zoo.weights import atomic_write_bytes
 class Optimizer:
     """The optimizer and learning-rate schedule of one training stage.
 
-    `schedule` is one of "constant", "linear" (to 0 over the stage), "cosine" (to 0
-    over the stage) or "steps" (multiply by `decay_factor` at each of `decay_epochs`).
+    `schedule` is one of "constant", "linear" (to 0 over the stage), "poly" ((1 -
+    step/steps) ** `power`, DeepLab's), "cosine" (to 0 over the stage) or "steps"
+    (multiply by `decay_factor` at each of `decay_epochs`).
     With `warmup_epochs > 0` the rate first rises linearly from `warmup_from` to
     `learning_rate`. `weight_decay` is Keras' decoupled weight decay.
 
@@ -78,7 +89,8 @@ class Optimizer:
         momentum: SGD's momentum; default 0.9 (unused by Adam).
         nesterov: whether SGD uses Nesterov momentum; default False.
         weight_decay: decoupled weight decay; default 0.0 (none).
-        schedule: "constant", "linear" (default), "cosine" or "steps".
+        schedule: "constant", "linear" (default), "poly", "cosine" or "steps".
+        power: the exponent of "poly"; default 0.9.
         decay_epochs: the epochs at which "steps" multiplies the rate by
             `decay_factor`; default none.
         decay_factor: the factor of each "steps" decay; default 0.1.
@@ -93,6 +105,7 @@ class Optimizer:
     nesterov: bool = Field(False)
     weight_decay: float = Field(0.0)
     schedule: str = Field("linear")
+    power: float = Field(0.9)
     decay_epochs: Sequence[int] = Field(())
     decay_factor: float = Field(0.1)
     warmup_epochs: float = Field(0.0)
@@ -116,8 +129,9 @@ class Optimizer:
         lr, total = self.learning_rate, max(1, steps_per_epoch * epochs)
         if self.schedule == "constant":
             return lr
-        if self.schedule == "linear":
-            return tf.keras.optimizers.schedules.PolynomialDecay(lr, total, 0.0, power=1.0)
+        if self.schedule in ("linear", "poly"):
+            power = 1.0 if self.schedule == "linear" else self.power
+            return tf.keras.optimizers.schedules.PolynomialDecay(lr, total, 0.0, power=power)
         if self.schedule == "cosine":
             return tf.keras.optimizers.schedules.CosineDecay(lr, total)
         if self.schedule == "steps":
@@ -125,7 +139,7 @@ class Optimizer:
             values = [lr * self.decay_factor**i for i in range(len(boundaries) + 1)]
             return tf.keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
         raise ValueError(
-            f"Unknown schedule {self.schedule!r}; use constant, linear, cosine or steps "
+            f"Unknown schedule {self.schedule!r}; use constant, linear, poly, cosine or steps "
             "(e.g. optimizer.schedule=steps optimizer.decay_epochs=[10,15])."
         )
 
@@ -338,6 +352,8 @@ class TrainTask:
     progress_bar: bool = Field(True)
     callbacks: List[tf.keras.callbacks.Callback] = Field(lambda: [])
 
+    one_hot_labels: ClassVar[bool] = True  # classification: one-hot labels for the loss
+
     @Field
     def output_dir(self) -> str:
         """The default output folder: "runs/<Task>_<Dataset>".
@@ -361,7 +377,7 @@ class TrainTask:
             of examples.
         """
         return batches(self.dataset, split, training, self.batch_size, self.preprocessing,
-                       self.shuffle_buffer, self.seed)
+                       self.shuffle_buffer, self.seed, one_hot=self.one_hot_labels)
 
     # -- one stage ----------------------------------------------------------------
     def compile(self, model: tf.keras.Model, optimizer: Optimizer, epochs: int, steps: int) -> None:
@@ -424,12 +440,13 @@ class TrainTask:
             ValueError: the model's input shape does not match the dataset's.
         """
         stage_dir.mkdir(parents=True, exist_ok=True)
+        with strategy.scope():
+            model = getattr(self, attr)
+            self.check_input(model)
         train, n_train = self.data("train", training=True)
         validation, _ = self.data("validation", training=False)
         steps = self.steps_per_epoch or math.ceil(n_train / self.batch_size)
         with strategy.scope():
-            model = getattr(self, attr)
-            self.check_input(model)
             self.compile(model, optimizer, epochs, steps)
         weights = stage_dir / "model.weights.h5"
         done = read_json(stage_dir / "stage.json").get("epochs") == epochs and weights.exists()
@@ -501,9 +518,31 @@ class TrainTask:
         model = self.train_stage(strategy, "model", self.optimizer, self.epochs, out, init)
         metrics = self.metrics_record(model, out)
         write_json(out / "metrics.json", metrics)
-        print(f"Test top-1 {metrics['top1']:.2%} (top-5 {metrics['top5']:.2%}) on "
-              f"{metrics['test_examples']:,} {metrics['dataset']} test images; written to {out}")
+        print(f"Test {self.result_text(metrics)} on {metrics['test_examples']:,} {metrics['dataset']} "
+              f"test images; written to {out}")
         return metrics
+
+    def test_metrics(self, model: tf.keras.Model) -> dict:
+        """The trained model's metrics on the whole test split.
+
+        Arguments:
+            model: the trained model.
+
+        Returns:
+            `top1`, `top5` (fractions) and `test_examples`.
+        """
+        result = evaluate(model, self.dataset, self.batch_size)
+        return {"top1": result["top1"], "top5": result["top5"], "test_examples": result["examples"]}
+
+    @staticmethod
+    def result_text(metrics: dict) -> str:
+        """The headline of `test_metrics`' result, e.g. "top-1 91.59% (top-5 99.94%)"."""
+        return f"top-1 {metrics['top1']:.2%} (top-5 {metrics['top5']:.2%})"
+
+    @staticmethod
+    def predicted_classes(model: tf.keras.Model) -> int:
+        """The number of classes the trained model predicts."""
+        return int(model.output_shape[-1])
 
     def metrics_record(self, model: tf.keras.Model, out: Path) -> dict:
         """Evaluates the trained model on the test split and gathers the run's record.
@@ -515,11 +554,11 @@ class TrainTask:
         Returns:
             A dict with the model, task and dataset names, input shape, number of
             classes, architecture options, top-1 and top-5 accuracy (fractions) and
-            the number of test examples, epochs, batch size, training wall time in
+            the number of test examples (`test_metrics`), epochs, batch size, training wall time in
             seconds, command, git commit, machine, library versions and the model's
             cost (`Complexity.as_dict()`).
         """
-        result = evaluate(model, self.dataset, self.batch_size)
+        result = self.test_metrics(model)
         cost = complexity(model)
         stages = [out / "pretrain"] if self.pretrain_epochs > 0 else []
         seconds = sum(epoch_seconds(d / "history.csv") for d in [*stages, out])
@@ -527,12 +566,11 @@ class TrainTask:
             "model": model_name(self),
             "task": type(self).__name__,
             "dataset": type(self.dataset).__name__,
+            "dataset_options": dataset_options(self.dataset),
             "input_shape": list(model.input_shape[1:]),
-            "num_classes": int(model.output_shape[-1]),
+            "num_classes": self.predicted_classes(model),
             "options": getattr(model, "_zoo_variant", {}),
-            "top1": result["top1"],
-            "top5": result["top5"],
-            "test_examples": result["examples"],
+            **result,
             "epochs": self.epochs,
             "pretrain_epochs": self.pretrain_epochs,
             "batch_size": self.batch_size,
@@ -815,3 +853,145 @@ class TrainGroupNetResNet20(TrainGroupNet):
 
     model = ComponentField(GroupNetResNet20Factory)
     pretrain_model = ComponentField(GroupNetResNet20Factory, **TANH_TWIN)
+
+
+# -- Group-Net semantic segmentation -----------------------------------------------------
+class TrainSegmentation(TrainTask):
+    """Semantic segmentation: per-pixel cross-entropy and mean IoU, pixels labelled
+    `IGNORE_LABEL` (255) counted in neither.
+
+    Defaults for the 96x96 Fashion-MNIST scenes: batch 32, Adam lr 1e-3 with the
+    "poly" (power 0.9) decay of the paper's recipe, no weight decay. The paper's VOC
+    recipe (from an ImageNet backbone) is Adam lr 1e-4, weight decay 1e-4, batch 16,
+    50 epochs: `optimizer.learning_rate=1e-4 optimizer.weight_decay=1e-4
+    batch_size=16 epochs=50`. The paper's 10x learning rate of the head is not
+    implemented (one optimizer for every weight).
+
+    References:
+        - Zhuang et al., Group-Net, CVPR 2019, Section 5; official segmentation code.
+    """
+
+    one_hot_labels = False
+    dataset = ComponentField(FashionMNISTScenes)
+    preprocessing = ComponentField(Segmentation)
+    batch_size = Field(32)
+    epochs = Field(30)
+    shuffle_buffer = Field(20_000)
+    optimizer = ComponentField(Optimizer, name="adam", learning_rate=1e-3, schedule="poly")
+
+    def compile(self, model: tf.keras.Model, optimizer: Optimizer, epochs: int, steps: int) -> None:
+        """Compiles `model` with per-pixel cross-entropy, mean IoU and pixel accuracy.
+
+        Arguments:
+            model: the model to compile.
+            optimizer: the stage's `Optimizer` component (built here).
+            epochs: epochs of the stage.
+            steps: optimizer steps per epoch.
+        """
+        model.compile(
+            optimizer=optimizer.build(steps, epochs),
+            loss=tf.keras.losses.SparseCategoricalCrossentropy(ignore_class=IGNORE_LABEL),
+            metrics=[
+                tf.keras.metrics.MeanIoU(self.dataset.num_classes, sparse_y_pred=False,
+                                         ignore_class=IGNORE_LABEL, name="miou"),
+                tf.keras.metrics.SparseCategoricalAccuracy(name="pixel_accuracy"),
+            ],
+        )
+
+    def test_metrics(self, model: tf.keras.Model) -> dict:
+        """Mean IoU, per-class IoU and pixel accuracy on the whole test split.
+
+        Arguments:
+            model: the trained model.
+
+        Returns:
+            `miou`, `pixel_accuracy` (fractions), `class_iou` (class name -> IoU or
+            None when the class is absent) and `test_examples`.
+        """
+        result = evaluate_segmentation(model, self.dataset, self.batch_size)
+        return {"miou": result["miou"], "pixel_accuracy": result["pixel_accuracy"],
+                "class_iou": result["class_iou"], "test_examples": result["examples"]}
+
+    @staticmethod
+    def result_text(metrics: dict) -> str:
+        return f"mean IoU {metrics['miou']:.2%} (pixel accuracy {metrics['pixel_accuracy']:.2%})"
+
+
+# The small variant for the 96x96 scenes: the ResNet-20 layout with a stride-2 stem,
+# its last stage dilated with BPAC (output stride 4, 24x24 features).
+SCENES_BACKBONE = dict(backbone="GroupNetResNet20", backbone_options=lambda: {"stem_strides": 2}, output_stride=4)
+
+
+@task
+class TrainGroupNetFCN(TrainSegmentation):
+    """Group-Net FCN on Fashion-MNIST scenes (the small variant; for VOC use
+    `dataset=VocSegmentation model.backbone=GroupNetResNet18 model.backbone_options={}
+    model.output_stride=8`). `model.backbone_weights=TAG` starts the backbone from a
+    classification checkpoint; `model.num_bases=K` sets K."""
+
+    model = ComponentField(GroupNetFCNFactory, **SCENES_BACKBONE)
+
+
+@task
+class TrainGroupNetDeepLab(TrainSegmentation):
+    """Group-Net DeepLab on Fashion-MNIST scenes, ASPP rates (4, 8, 12) for its 24x24
+    features (the paper's (12, 24, 36) are for 60x60 ones: `model.aspp_rates=[12,24,36]`)."""
+
+    model = ComponentField(GroupNetDeepLabFactory, **SCENES_BACKBONE, aspp_rates=(4, 8, 12))
+
+
+# -- Group-Net object detection ------------------------------------------------------------
+@task
+class TrainGroupNetFCOS(TrainTask):
+    """Group-Net FCOS on Fashion-MNIST scenes (the small variant: the ResNet-20 layout
+    with a stride-2 stem, FPN on its last two stages (strides 4 and 8) plus one extra
+    level (16), 64 channels, 2 convolutions per head tower).
+
+    Recipe: Adam lr 1e-3, linear decay, batch 32 (FCOS' own is SGD lr 0.01 with batch
+    16 on COCO, for a full-precision ResNet-50). The loss is `FCOSLoss`; the test
+    metric COCO mAP@[.5:.95], with mAP@.5 and mAP@.75, by pycocotools.
+    For COCO: `dataset=CocoDetection model.backbone=GroupNetResNet18 model.backbone_options={}
+    model.fpn_stages=[2,3,4] model.extra_levels=2 model.fpn_channels=256 model.head_convs=4`.
+
+    References:
+        - Zhuang et al., Structured Binary Neural Networks for Image Recognition
+          (arXiv 1909.09934), the binary detector; Tian et al., FCOS, ICCV 2019.
+    """
+
+    one_hot_labels = False
+    dataset = ComponentField(FashionMNISTScenes)
+    preprocessing = ComponentField(ImageClassification)  # unused: targets come from the model
+    model = ComponentField(
+        GroupNetFCOSFactory, backbone="GroupNetResNet20", backbone_options=lambda: {"stem_strides": 2},
+        fpn_stages=(2, 3), extra_levels=1, fpn_channels=64, head_convs=2, decode=False,
+    )
+    batch_size = Field(32)
+    epochs = Field(30)
+    shuffle_buffer = Field(20_000)
+
+    def data(self, split: str, training: bool) -> tuple:
+        """Batched (image, packed FCOS targets) pairs of a split, and its example count."""
+        return batches(self.dataset, split, training, self.batch_size, FCOSTargets(self.dataset, self.model),
+                       self.shuffle_buffer, self.seed, one_hot=False)
+
+    def check_input(self, model: tf.keras.Model) -> None:
+        super().check_input(model)
+        model_geometry(model)  # raises for a model that is not FCOS
+
+    @staticmethod
+    def predicted_classes(model: tf.keras.Model) -> int:
+        return int(model.output_shape[-1]) - 5  # class logits, l, t, r, b, centerness
+
+    def compile(self, model: tf.keras.Model, optimizer: Optimizer, epochs: int, steps: int) -> None:
+        """Compiles `model` (raw predictions) with `FCOSLoss`."""
+        model.compile(optimizer=optimizer.build(steps, epochs),
+                      loss=FCOSLoss(model.output_shape[-1] - 5))
+
+    def test_metrics(self, model: tf.keras.Model) -> dict:
+        """COCO mAP@[.5:.95], mAP@.5 and mAP@.75 on the whole test split (fractions)."""
+        result = evaluate_detection(model, self.dataset, self.batch_size)
+        return {k: result[k] for k in ("map", "map50", "map75")} | {"test_examples": result["examples"]}
+
+    @staticmethod
+    def result_text(metrics: dict) -> str:
+        return f"mAP {metrics['map']:.2%} (mAP@.5 {metrics['map50']:.2%}, mAP@.75 {metrics['map75']:.2%})"

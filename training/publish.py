@@ -15,8 +15,14 @@ from typing import List, Optional
 
 from zoo import complexity, registry
 from zoo import weights as index
-from zoo.training.evaluation import evaluate, make_dataset
+from zoo.models.base import options_from_json
+from zoo.training.evaluation import evaluate_model, make_dataset
 from zoo.training.experiments import save_atomically
+
+# The test metrics an index entry keeps (those the evaluation of its kind of model gives).
+METRICS = ("top1", "top5", "miou", "pixel_accuracy", "map", "map50", "map75")
+# The metric of each kind of model a published checkpoint must reproduce.
+HEADLINE = {"top-1": "top1", "mIoU": "miou", "mAP": "map"}
 
 # Re-evaluated accuracy may differ from the run's record by this much (float noise of
 # a different batch size); more means the checkpoint does not reproduce the run.
@@ -102,20 +108,21 @@ def publish(
         raise ValueError("With --url-base, pass --out-dir: the folder to write the files to upload.")
     run = read_run(Path(run_dir))
     spec = registry.get(run["model"])
-    dataset = make_dataset(run["dataset"])
+    dataset = make_dataset(run["dataset"], run.get("dataset_options"))  # the run's test split
     tag = tag or dataset.weights_tag
     index_path = Path(index_file) if index_file else index.index_path()
     folder = Path(out_dir) if url_base else index_path.parent
     shape, classes = tuple(run["input_shape"]), run["num_classes"]
 
-    factory = spec.factory(input_shape=shape, num_classes=classes, **run.get("options", {}))
+    factory = spec.factory(input_shape=shape, num_classes=classes, **options_from_json(run.get("options", {})))
     model = factory.build()
     model.load_weights(str(Path(run_dir) / "model.weights.h5"))
-    result = evaluate(model, dataset)
-    if abs(result["top1"] - run["top1"]) > REPRODUCE_TOLERANCE:
+    result, _ = evaluate_model(model, dataset)
+    metric = next(k for k in ("miou", "map", "top1") if k in result)
+    if abs(result[metric] - run[metric]) > REPRODUCE_TOLERANCE:
         raise ValueError(
-            f"{spec.name} rebuilt from {run_dir} scores top-1 {result['top1']:.4f} on the test "
-            f"split, the run recorded {run['top1']:.4f}: the constructor does not build the "
+            f"{spec.name} rebuilt from {run_dir} scores {metric} {result[metric]:.4f} on the test "
+            f"split, the run recorded {run[metric]:.4f}: the constructor does not build the "
             "trained architecture. Nothing was published."
         )
     features = spec.factory(include_top=False, input_shape=shape, num_classes=classes, **factory.variant()).build()
@@ -138,7 +145,9 @@ def publish(
     for keras_model, include_top in ((model, True), (features, False)):
         name = f"{spec.name}-{tag}{'' if include_top else '-notop'}.weights.h5"
         save_atomically(keras_model, folder / name, weights_only=True)
-        accuracy = dict(top1=result["top1"], top5=result["top5"], test_examples=result["examples"]) if include_top else {}
+        accuracy = {k: result[k] for k in METRICS if k in result} if include_top else {}
+        if include_top:
+            accuracy["test_examples"] = result["examples"]
         location = dict(url=f"{url_base.rstrip('/')}/{name}") if url_base else dict(file=name)
         new.append(index.Entry(
             include_top=include_top, sha256=index.sha256(folder / name),
@@ -161,8 +170,9 @@ def evaluate_published(models=(), limit: Optional[int] = None) -> List[dict]:
         limit: evaluate on the first `limit` test images only; default None (all).
 
     Returns:
-        A list of dicts with `model`, `tag`, `index_top1` (the index's top-1), `top1`
-        (measured now), `examples`, `ops` and `memory_mbit` (from the entry's cost).
+        A list of dicts with `model`, `tag`, `metric` ("top-1", "mIoU" for
+        segmentation, "mAP" for detection), `index_value` (the index's), `value` (measured now), `examples`,
+        `ops` and `memory_mbit` (from the entry's cost).
     """
     rows = []
     for entry in index.entries():
@@ -170,9 +180,11 @@ def evaluate_published(models=(), limit: Optional[int] = None) -> List[dict]:
             continue
         spec = registry.get(entry.model)
         model = spec.constructor(weights=entry.tag)
-        result = evaluate(model, make_dataset(entry.dataset), limit=limit)
+        result, _ = evaluate_model(model, make_dataset(entry.dataset), limit=limit)
+        metric, value = entry.score
         rows.append(dict(
-            model=entry.model, tag=entry.tag, index_top1=entry.top1, top1=result["top1"],
+            model=entry.model, tag=entry.tag, metric=metric, index_value=value,
+            value=result[HEADLINE[metric]],
             examples=result["examples"], ops=entry.cost.get("ops"), memory_mbit=entry.cost.get("memory_mbit"),
         ))
     return rows

@@ -14,6 +14,8 @@ from zoo import quantizers  # noqa: E402,F401  (registers the quantizers with La
 from zoo.complexity import Complexity, complexity
 from zoo.models.bireal import BiRealNet18, BiRealNet20, BiRealNet20FP, BiRealNet34, BiRealNet50
 from zoo.models.groupnet import GroupNetResNet18, GroupNetResNet20, GroupNetResNet34, GroupNetResNet50
+from zoo.models.groupnet_dense import GroupNetDeepLab, GroupNetFCN
+from zoo.models.groupnet_fcos import GroupNetFCOS
 from zoo.models.irnet import IRNetResNet18, IRNetResNet20, IRNetResNet34, IRNetVGGSmall
 from zoo.preprocessing import decode_predictions, preprocess_input
 from zoo.registry import ModelSpec, UnknownModelError, list_models
@@ -29,6 +31,9 @@ __all__ = [
     "BiRealNet34",
     "BiRealNet50",
     "Complexity",
+    "GroupNetDeepLab",
+    "GroupNetFCN",
+    "GroupNetFCOS",
     "GroupNetResNet18",
     "GroupNetResNet20",
     "GroupNetResNet34",

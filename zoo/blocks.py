@@ -1,5 +1,5 @@
 """Blocks shared by the model families (one binary convolution with its real shortcut)."""
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import larq as lq
 import tensorflow as tf
@@ -189,8 +189,36 @@ def grouped_binary_conv(
     num_bases: int,
     name: str,
     quantizers: dict,
+    dilations: Optional[Sequence[int]] = None,
 ) -> tf.Tensor:
-    """The K bases' binary convolutions as one grouped QuantConv2D (`GroupedQuantConv2D`).
+    """The K bases' binary convolutions as one grouped QuantConv2D (`GroupedQuantConv2D`),
+    applied to `x` (see `grouped_binary_conv_layer`).
+
+    Arguments:
+        x: branch streams, (batch, height, width, num_bases * channels).
+        filters, kernel_size, strides, num_bases, name, quantizers, dilations: as
+            `grouped_binary_conv_layer`.
+
+    Returns:
+        The branch streams, (batch, height', width', num_bases * filters).
+    """
+    layer = grouped_binary_conv_layer(x.shape[-1], filters, kernel_size, strides, num_bases, name,
+                                      quantizers, dilations)
+    return layer(x)
+
+
+def grouped_binary_conv_layer(
+    channels: int,
+    filters: int,
+    kernel_size: int,
+    strides: int,
+    num_bases: int,
+    name: str,
+    quantizers: dict,
+    dilations: Optional[Sequence[int]] = None,
+) -> "GroupedQuantConv2D":
+    """The K bases' binary convolutions as one grouped QuantConv2D, not yet applied
+    (a layer several inputs can share, as the detector's head does across levels).
 
     Binary inputs are padded with +1 (`pad_values=1.0`, the official code's padding).
     The kernel starts as K independent Glorot-uniform kernels (the official code's
@@ -198,7 +226,7 @@ def grouped_binary_conv(
     layer's K*filters outputs in the fan, so the variance is rescaled to one base's fan.
 
     Arguments:
-        x: branch streams, (batch, height, width, num_bases * channels).
+        channels: input channels of all bases together (num_bases * channels per base).
         filters: output channels of each base.
         kernel_size: square kernel size.
         strides: convolution stride.
@@ -206,11 +234,13 @@ def grouped_binary_conv(
         name: the layer's name is `{name}_conv`.
         quantizers: QuantConv2D's `input_quantizer`, `kernel_quantizer` and
             `kernel_constraint`.
+        dilations: an optional dilation rate per base (Binary Parallel Atrous
+            Convolution; stride 1).
 
     Returns:
-        The branch streams, (batch, height', width', num_bases * filters).
+        A `GroupedQuantConv2D` of `num_bases * filters` outputs.
     """
-    fan_in = kernel_size * kernel_size * x.shape[-1] // num_bases
+    fan_in = kernel_size * kernel_size * channels // num_bases
     fan_out = kernel_size * kernel_size * filters
     initializer = tf.keras.initializers.VarianceScaling(
         (fan_in + num_bases * fan_out) / (fan_in + fan_out), "fan_avg", "uniform"
@@ -218,8 +248,8 @@ def grouped_binary_conv(
     return GroupedQuantConv2D(
         num_bases * filters, kernel_size, strides=strides, groups=num_bases,
         padding="same", pad_values=1.0, use_bias=False, kernel_initializer=initializer,
-        name=f"{name}_conv", **quantizers,
-    )(x)
+        group_dilations=dilations if kernel_size > 1 else None, name=f"{name}_conv", **quantizers,
+    )
 
 
 def groupnet_conv_unit(
@@ -230,10 +260,12 @@ def groupnet_conv_unit(
     num_bases: int,
     name: str,
     quantizers: dict,
+    dilations: Optional[Sequence[int]] = None,
 ) -> tf.Tensor:
     """BN_k(ReLU(BinaryConv(sign(x_k)))) for every base k, Group-Net's order
-    conv -> ReLU -> BN (layers `{name}_conv`, `{name}_relu`, `{name}_bn`)."""
-    x = grouped_binary_conv(x, filters, kernel_size, strides, num_bases, name, quantizers)
+    conv -> ReLU -> BN (layers `{name}_conv`, `{name}_relu`, `{name}_bn`); base k's
+    convolution dilated by `dilations[k]` when given."""
+    x = grouped_binary_conv(x, filters, kernel_size, strides, num_bases, name, quantizers, dilations)
     x = tf.keras.layers.ReLU(name=f"{name}_relu")(x)
     return batch_norm(f"{name}_bn")(x)
 
@@ -257,6 +289,7 @@ def groupnet_basic_block(
     num_bases: int,
     name: str,
     quantizers: Callable[[], dict],
+    dilations: Optional[Sequence[int]] = None,
 ) -> tf.Tensor:
     """One Group-Net "group": a ResNet basic block rebuilt from K binary bases.
 
@@ -273,14 +306,16 @@ def groupnet_basic_block(
         num_bases: K.
         name: prefix of the layer names (`{name}_conv1_conv`, `{name}_shortcut_bn`, ...).
         quantizers: a function returning fresh QuantConv2D quantizer arguments.
+        dilations: an optional dilation rate per base for both 3x3 convolutions
+            (Binary Parallel Atrous Convolution, in a stride-1 block).
 
     Returns:
         The K bases' outputs y_k as branch streams, (batch, H', W', num_bases * filters).
     """
     shortcut = groupnet_shortcut(x, filters, strides, num_bases, f"{name}_shortcut", quantizers())
-    u = groupnet_conv_unit(x, filters, 3, strides, num_bases, f"{name}_conv1", quantizers())
+    u = groupnet_conv_unit(x, filters, 3, strides, num_bases, f"{name}_conv1", quantizers(), dilations)
     u = tf.keras.layers.Add(name=f"{name}_conv1_add")([u, shortcut])
-    y = groupnet_conv_unit(u, filters, 3, 1, num_bases, f"{name}_conv2", quantizers())
+    y = groupnet_conv_unit(u, filters, 3, 1, num_bases, f"{name}_conv2", quantizers(), dilations)
     return tf.keras.layers.Add(name=f"{name}_conv2_add")([y, u])
 
 
@@ -292,6 +327,7 @@ def groupnet_bottleneck_block(
     name: str,
     quantizers: Callable[[], dict],
     expansion: int = 4,
+    dilations: Optional[Sequence[int]] = None,
 ) -> tf.Tensor:
     """A ResNet bottleneck rebuilt from K binary bases (for Group-Net ResNet-50).
 
@@ -313,6 +349,7 @@ def groupnet_bottleneck_block(
         name: prefix of the layer names.
         quantizers: a function returning fresh QuantConv2D quantizer arguments.
         expansion: ratio of output to bottleneck width.
+        dilations: an optional dilation rate per base for the 3x3 convolution.
 
     Returns:
         The K bases' outputs as branch streams, (batch, H', W', num_bases * filters).
@@ -320,7 +357,7 @@ def groupnet_bottleneck_block(
     mid = filters // expansion
     shortcut = groupnet_shortcut(x, filters, strides, num_bases, f"{name}_shortcut", quantizers())
     x = groupnet_conv_unit(x, mid, 1, 1, num_bases, f"{name}_conv1", quantizers())
-    x = groupnet_conv_unit(x, mid, 3, strides, num_bases, f"{name}_conv2", quantizers())
+    x = groupnet_conv_unit(x, mid, 3, strides, num_bases, f"{name}_conv2", quantizers(), dilations)
     x = groupnet_conv_unit(x, filters, 1, 1, num_bases, f"{name}_conv3", quantizers())
     return tf.keras.layers.Add(name=f"{name}_conv3_add")([x, shortcut])
 

@@ -42,16 +42,16 @@ def list_command(cost: bool) -> None:
         if e.include_top:
             published.setdefault(e.model, []).append(f"{e.tag} {_fmt(e.top1 and 100 * e.top1)}")
     w = max(len(spec.name) for spec in specs)
-    head = f"{'model':<{w}} {'family':<12} {'input':<13} {'paper top-1/top-5':<22} {'weights (top-1)':<16}"
+    head = f"{'model':<{w}} {'family':<12} {'input':<13} {'paper (top-1 / top-5)':<28} {'weights (top-1)':<16}"
     if cost:
         head += f" {'BOPs':>9} {'FLOPs':>9} {'OPs':>9} {'Mbit':>7}"
     click.echo(head)
     click.echo("-" * len(head))
     for spec in specs:
         reported = next((r for r in spec.reported if r.source == "paper"), None)
-        paper = f"{reported.dataset} {_fmt(reported.top1)}/{_fmt(reported.top5)}" if reported else "-"
+        paper = f"{reported.dataset} {reported.value}" if reported else "-"
         shape = "x".join(str(d) for d in spec.default_input_shape)
-        row = f"{spec.name:<{w}} {spec.family:<12} {shape:<13} {paper:<22} {', '.join(published.get(spec.name, [])) or '-':<16}"
+        row = f"{spec.name:<{w}} {spec.family:<12} {shape:<13} {paper:<28} {', '.join(published.get(spec.name, [])) or '-':<16}"
         if cost:
             c = complexity(spec.build())
             row += f" {c.bops:>9.3g} {c.flops:>9.3g} {c.ops:>9.3g} {c.memory_mbit:>7.1f}"
@@ -71,16 +71,15 @@ def summary_command(model: str, input_shape, num_classes, weights, per_layer: bo
 
 
 def evaluate_command(target: str, weights, dataset: Optional[str], batch_size: int) -> None:
-    """Top-1 / top-5 on the dataset's full test split, and the model's cost."""
+    """Top-1 / top-5 (mean IoU for segmentation) on the dataset's full test split, and the model's cost."""
     from zoo import complexity
-    from zoo.training.evaluation import evaluate, load_run_or_model
+    from zoo.training.evaluation import evaluate_model, load_run_or_model
 
     model, data = load_run_or_model(target, weights, dataset)
-    result = evaluate(model, data, batch_size)
+    result, headline = evaluate_model(model, data, batch_size)
     cost = complexity(model)
     click.echo(
-        f"{model.name} on {result['dataset']} test ({result['examples']:,} images): "
-        f"top-1 {result['top1']:.2%}, top-5 {result['top5']:.2%}\n"
+        f"{model.name} on {result['dataset']} test ({result['examples']:,} images): {headline}\n"
         f"BOPs {cost.bops:.4g}, FLOPs {cost.flops:.4g}, OPs {cost.ops:.4g}, "
         f"params {cost.params:,}, memory {cost.memory_mbit:.3f} Mbit ({cost.memory_mb:.3f} MB)"
     )
@@ -112,13 +111,16 @@ def weights_list_command() -> None:
     from zoo import weights
 
     click.echo(f"index: {weights.index_path()}")
-    head = f"{'model':<17} {'tag':<18} {'top':<5} {'input':<9} {'top-1':>6} {'epochs':>6} {'MB':>5}  command"
+    head = (f"{'model':<17} {'tag':<18} {'top':<5} {'input':<9} {'score (%)':>12} {'epochs':>6} "
+            f"{'MB':>5}  command")
     click.echo(head + "\n" + "-" * len(head))
     for e in weights.entries():
         shape = "x".join(map(str, e.input_shape))
         epochs = f"{e.pretrain_epochs}+{e.epochs}" if e.pretrain_epochs else _fmt(e.epochs, "d")
+        metric, value = e.score
+        score = f"{metric} {100 * value:.2f}" if value is not None else "-"
         click.echo(f"{e.model:<17} {e.tag:<18} {'yes' if e.include_top else 'no':<5} {shape:<9} "
-                   f"{_fmt(e.top1 and 100 * e.top1, '.2f'):>6} {epochs:>6} {e.size / 1e6:>5.1f}  {e.command}")
+                   f"{score:>12} {epochs:>6} {e.size / 1e6:>5.1f}  {e.command}")
 
 
 def weights_evaluate_command(models, limit: Optional[int]) -> None:
@@ -126,12 +128,12 @@ def weights_evaluate_command(models, limit: Optional[int]) -> None:
     from zoo.training.publish import evaluate_published
 
     rows = evaluate_published(models, limit)
-    head = (f"{'model':<17} {'tag':<18} {'top-1 (index)':>13} {'top-1 (now)':>11} {'images':>7} "
-            f"{'OPs':>9} {'memory Mbit':>11}")
+    head = (f"{'model':<17} {'tag':<18} {'index':>7} {'now':>7} {'images':>7} "
+            f"{'OPs':>9} {'memory Mbit':>11}  metric")
     click.echo(head + "\n" + "-" * len(head))
     for r in rows:
-        click.echo(f"{r['model']:<17} {r['tag']:<18} {100 * r['index_top1']:>12.2f}% {100 * r['top1']:>10.2f}% "
-                   f"{r['examples']:>7,} {r['ops']:>9.3g} {r['memory_mbit']:>11.3f}")
+        click.echo(f"{r['model']:<17} {r['tag']:<18} {100 * r['index_value']:>6.2f}% {100 * r['value']:>6.2f}% "
+                   f"{r['examples']:>7,} {r['ops']:>9.3g} {r['memory_mbit']:>11.3f}  {r['metric']}")
     if not rows:
         click.echo("(no published checkpoint)")
 
@@ -164,7 +166,7 @@ def build_cli() -> click.Group:
     @cli.command("evaluate")
     @click.argument("target")
     @click.option("--weights", default=None, help="With a MODEL: a published tag or a weights file.")
-    @click.option("--dataset", default=None, help="FashionMNIST, Cifar10 or ImageNet.")
+    @click.option("--dataset", default=None, help="FashionMNIST, Cifar10, ImageNet or FashionMNISTScenes.")
     @click.option("--batch-size", default=256, type=int)
     def _evaluate(target, weights, dataset, batch_size):
         """Evaluate a training run's output directory, or MODEL with --weights."""

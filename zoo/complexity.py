@@ -164,28 +164,40 @@ def _kind(layer: tf.keras.layers.Layer, bops: int, flops: int) -> str:
     return type(layer).__name__
 
 
-def layer_cost(layer: tf.keras.layers.Layer) -> LayerCost:
+def layer_cost(layer: tf.keras.layers.Layer, calls: int = 1, pixels: int = 0) -> LayerCost:
     """Cost of one (non-nested) layer.
 
     MACs whose precision (larq's profile) is 1 bit count as BOPs, all others as FLOPs.
-    Input preprocessing (`Normalization`, `Rescaling`) counts nothing.
+    Input preprocessing (`Normalization`, `Rescaling`) counts nothing. A layer called
+    several times in the model (the detector's head, shared by the pyramid levels)
+    counts its MACs at every call: `calls` > 1 with `pixels`, the output pixels of
+    all calls together.
 
     Arguments:
         layer: a built Keras layer that is not itself a model.
+        calls: how many times the model calls it; default 1.
+        pixels: with `calls` > 1, the output pixels of all calls together.
 
     Returns:
         Its `LayerCost`.
     """
     profile = lq.models.LayerProfile(layer)
-    shape = profile.output_shape
+    shape = profile.output_shape if calls == 1 else "multiple"
     if isinstance(layer, NOT_COUNTED):
         return LayerCost(layer.name, "preprocessing", shape, 0, 0, 0, 0)
     bops = flops = 0
-    for op in profile.op_profiles:
-        if op.precision == 1:
-            bops += op.n
+    if calls == 1:
+        ops = [(op.precision, op.n) for op in profile.op_profiles]
+    elif isinstance(layer, lq.models.mac_containing_layers):
+        precision = profile.input_precision or 32
+        ops = [(max(precision, p.bitwidth), p.count * pixels) for p in profile.weight_profiles if not p.is_bias()]
+    else:
+        ops = []
+    for precision, n in ops:
+        if precision == 1:
+            bops += n
         else:
-            flops += op.n
+            flops += n
     binary = profile.weight_count(bitwidth=1)
     return LayerCost(
         name=layer.name,
@@ -198,6 +210,16 @@ def layer_cost(layer: tf.keras.layers.Layer) -> LayerCost:
     )
 
 
+def _calls(model: tf.keras.Model, layer: tf.keras.layers.Layer) -> Tuple[int, int]:
+    """(calls of `layer` in `model`, their output pixels together)."""
+    keys = getattr(model, "_network_nodes", None)
+    nodes = [n for i, n in enumerate(layer._inbound_nodes) if keys is None or f"{layer.name}_ib-{i}" in keys]
+    if len(nodes) <= 1:
+        return 1, 0
+    shapes = [tf.nest.flatten(n.outputs)[0].shape for n in nodes]
+    return len(nodes), sum(int(s[1] * s[2]) if len(s) == 4 else 1 for s in shapes)
+
+
 def complexity(model: tf.keras.Model) -> Complexity:
     """BOPs, FLOPs, OPs, parameters and memory of `model`, per layer and in total.
 
@@ -208,4 +230,12 @@ def complexity(model: tf.keras.Model) -> Complexity:
         A `Complexity` record: `.bops`, `.flops`, `.ops`, `.binary_params`,
         `.float_params`, `.params`, `.memory_mbit`, `.memory_mb` and `.layers`.
     """
-    return Complexity(tuple(layer_cost(layer) for layer in iter_layers(model)))
+    return Complexity(tuple(_model_layer_costs(model)))
+
+
+def _model_layer_costs(model: tf.keras.Model) -> Iterator[LayerCost]:
+    for layer in model.layers:
+        if isinstance(layer, tf.keras.Model):
+            yield from _model_layer_costs(layer)
+        else:
+            yield layer_cost(layer, *_calls(model, layer))

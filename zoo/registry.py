@@ -41,22 +41,31 @@ class Reported:
 
     Arguments:
         dataset: the dataset of the result (e.g. "ImageNet").
-        top1: top-1 accuracy in percent (e.g. 56.4).
+        top1: top-1 accuracy in percent (e.g. 56.4); None for a dense model.
         top5: top-5 accuracy in percent; default None (not reported).
         source: where the number comes from; default "paper" (e.g. "larq-zoo weights"
             for a result of published third-party weights).
         note: a short remark (e.g. "K=5"); default "".
         ops: the paper's OPs (BOPs / 64 + FLOPs); default None.
         memory_mbit: the paper's model memory in Mbit; default None.
+        miou: a segmentation model's mean IoU in percent; default None.
     """
 
     dataset: str
-    top1: float
+    top1: Optional[float] = None
     top5: Optional[float] = None
     source: str = "paper"
     note: str = ""
     ops: Optional[float] = None
     memory_mbit: Optional[float] = None
+    miou: Optional[float] = None
+
+    @property
+    def value(self) -> str:
+        """The result as text: "64.8 / 85.7" (top-1 / top-5) or "mIoU 65.1"."""
+        if self.miou is not None:
+            return f"mIoU {self.miou}"
+        return f"{self.top1} / {'-' if self.top5 is None else self.top5}"
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,7 @@ class ModelSpec:
         description: a one-line description (the constructor docstring's first
             line); default "".
         options: extra options of the record; default empty.
+        kind: "classification" (default), "segmentation" or "detection".
     """
 
     name: str
@@ -89,6 +99,7 @@ class ModelSpec:
     reported: Tuple[Reported, ...] = ()
     description: str = ""
     options: Dict[str, object] = field(default_factory=dict)
+    kind: str = "classification"
 
     @property
     def weights(self) -> List[str]:
@@ -172,6 +183,10 @@ def get(name: str) -> ModelSpec:
 # Default inputs of the two kinds of models in the zoo.
 IMAGENET_INPUT = dict(default_input_shape=(224, 224, 3), default_num_classes=1000)
 SMALL_INPUT = dict(default_input_shape=(32, 32, 3), default_num_classes=10)
+# Dense models: PASCAL VOC 2012 (the paper's 480x480 crops, 20 classes + background).
+VOC_SEGMENTATION = dict(default_input_shape=(480, 480, 3), default_num_classes=21, kind="segmentation")
+# COCO's 80 classes, images letterboxed to 512x512.
+COCO_DETECTION = dict(default_input_shape=(512, 512, 3), default_num_classes=80, kind="detection")
 
 
 def register_family(family: str, paper: Paper, rows) -> None:
@@ -185,7 +200,8 @@ def register_family(family: str, paper: Paper, rows) -> None:
         paper: the `Paper` every row's model implements.
         rows: an iterable of `(constructor, factory class, input defaults, reported
             results)` tuples; the input defaults are a dict with `default_input_shape`
-            and `default_num_classes` (`IMAGENET_INPUT` or `SMALL_INPUT`), the reported
+            and `default_num_classes` (`IMAGENET_INPUT`, `SMALL_INPUT`, ...) and
+            optionally the model's `kind` (`VOC_SEGMENTATION`), the reported
             results an iterable of `Reported`.
 
     Raises:

@@ -59,7 +59,15 @@ class Entry:
             "FashionMNIST"); default None.
         top1: top-1 accuracy on the test split, a fraction in [0, 1]; default None.
         top5: top-5 accuracy on the test split, a fraction in [0, 1]; default None.
-        test_examples: number of test images behind `top1` and `top5`; default None.
+        test_examples: number of test images behind `top1` and `top5` (or `miou`);
+            default None.
+        miou: a segmentation checkpoint's mean IoU on the test split, a fraction;
+            default None.
+        pixel_accuracy: a segmentation checkpoint's pixel accuracy, a fraction;
+            default None.
+        map: a detector's COCO mAP@[.5:.95] on the test split, a fraction; default None.
+        map50: its mAP@.5; default None.
+        map75: its mAP@.75; default None.
         cost: the model's cost (`zoo.complexity` totals such as "bops", "ops",
             "memory_mbit"); default empty.
         command: the `zoo` command that trained it; default None.
@@ -88,6 +96,11 @@ class Entry:
     top1: Optional[float] = None
     top5: Optional[float] = None
     test_examples: Optional[int] = None
+    miou: Optional[float] = None
+    pixel_accuracy: Optional[float] = None
+    map: Optional[float] = None
+    map50: Optional[float] = None
+    map75: Optional[float] = None
     cost: Dict[str, float] = field(default_factory=dict)
     command: Optional[str] = None
     git_commit: Optional[str] = None
@@ -98,6 +111,16 @@ class Entry:
     date: Optional[str] = None
     # The training curve: a CSV next to the index (stage, epoch, loss, accuracy, ...).
     history: Optional[str] = None
+
+    @property
+    def score(self) -> Tuple[str, Optional[float]]:
+        """The checkpoint's headline metric: ("mIoU", miou) for segmentation, ("mAP", map)
+        for detection, else ("top-1", top1)."""
+        if self.miou is not None:
+            return "mIoU", self.miou
+        if self.map is not None:
+            return "mAP", self.map
+        return "top-1", self.top1
 
     @classmethod
     def from_json(cls, record: dict) -> "Entry":

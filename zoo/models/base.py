@@ -79,6 +79,10 @@ class ModelFactory:
         """Global average pooling, then the classifier."""
         return classifier(tf.keras.layers.GlobalAveragePooling2D(name="pool")(x), num_classes)
 
+    def classes_of(self, dataset: Dataset) -> int:
+        """The number of classes the model predicts on `dataset` (a detector: without background)."""
+        return dataset.num_classes
+
     def _resolved(self):
         """(checkpoint path, input shape, num_classes) after checking the arguments."""
         spec = self.spec
@@ -104,7 +108,7 @@ class ModelFactory:
             for c in (
                 self.num_classes,
                 entry.num_classes if entry else None,
-                dataset.num_classes if dataset is not None else None,
+                self.classes_of(dataset) if dataset is not None else None,
                 spec.default_num_classes,
             )
             if c is not None
@@ -128,7 +132,7 @@ class ModelFactory:
         path, entry, shape, num_classes = self._resolved()
         if entry is not None:
             mine = self.variant()
-            different = {k: v for k, v in entry.options.items() if mine.get(k, v) != v}
+            different = {k: v for k, v in options_from_json(entry.options).items() if mine.get(k, v) != v}
             if different:  # the checkpoint's variant, with the caller's other arguments
                 args = {name: getattr(self, name) for name in PUBLIC_FIELDS}
                 return type(self)(**args, **different).build()
@@ -149,6 +153,14 @@ class ModelFactory:
             model.load_weights(str(path))
         object.__setattr__(model, "_zoo_variant", self.variant())  # untracked: read by metrics.json
         return model
+
+
+def options_from_json(options: dict) -> dict:
+    """Architecture options read from JSON, lists back to (nested) tuples."""
+    def tupled(value):
+        return tuple(tupled(v) for v in value) if isinstance(value, list) else value
+
+    return {k: tupled(v) for k, v in options.items()}
 
 
 def check_input_shape(model: str, shape, min_size: int) -> None:

@@ -65,7 +65,7 @@ References:
     - Independent re-implementations of Group-Net-18 with 5 bases report 62.3 - 63.9 %
       top-1 on ImageNet (the paper: 64.8 %).
 """
-from typing import Optional, Tuple
+from typing import ClassVar, List, Optional, Tuple
 
 import larq as lq
 import tensorflow as tf
@@ -113,6 +113,14 @@ class GroupNetFactory(ModelFactory):
     stem_filters: int = Field(64)
     blocks: Tuple[int, ...] = Field((2, 2, 2, 2))
     filters: Tuple[int, ...] = Field((64, 128, 256, 512))
+    stem_stride: ClassVar[int] = 4  # the 7x7/2 conv and the 3x3/2 max-pool
+
+    # Dense prediction (the backbone of zoo.GroupNetFCN, ...): the stages that would take
+    # the output stride past `output_stride` run at stride 1, dilated, each base at its
+    # own rate (Binary Parallel Atrous Convolution): `dilation_rates` holds K rates per
+    # dilated stage, by default `bpac_rates(K, stages)`. None keeps the classifier's strides.
+    output_stride: Optional[int] = Field(None)
+    dilation_rates: Optional[Tuple[Tuple[int, ...], ...]] = Field(None)
 
     def check_options(self) -> None:
         """Raises a ValueError naming a bad `num_bases` or `aggregation`."""
@@ -128,6 +136,38 @@ class GroupNetFactory(ModelFactory):
     def build(self) -> tf.keras.Model:
         self.check_options()
         return super().build()
+
+    def stage_layout(self) -> List[Tuple[int, Optional[Tuple[int, ...]]]]:
+        """(stride, per-base dilation rates or None) of every stage, for `output_stride`.
+
+        Raises:
+            ValueError: an `output_stride` the layout cannot give (it must be a power of
+                two from the stem's stride up to the classifier's), or `dilation_rates`
+                that do not give K positive rates to every dilated stage.
+        """
+        strides = [1] + [2] * (len(self.blocks) - 1)
+        natural = self.stem_stride * 2 ** (len(self.blocks) - 1)
+        target = self.output_stride or natural
+        if target not in [self.stem_stride * 2**i for i in range(len(self.blocks))]:
+            raise ValueError(
+                f"{self.name}: output_stride must be a power of two from {self.stem_stride} "
+                f"to {natural} (the stem's stride to the classifier's), not {self.output_stride!r}."
+            )
+        dilated = [i for i in range(len(strides)) if self.stem_stride * 2**i > target]
+        rates = self.dilation_rates
+        if rates is None:
+            rates = bpac_rates(self.num_bases, len(dilated))
+        rates = tuple(tuple(int(r) for r in stage) for stage in rates)
+        if len(rates) != len(dilated) or any(len(r) != self.num_bases or min(r) < 1 for r in rates):
+            raise ValueError(
+                f"{self.name}: dilation_rates needs {self.num_bases} positive rates (one per base) "
+                f"for each of the {len(dilated)} dilated stages at output_stride={target}; "
+                f"got {self.dilation_rates!r}."
+            )
+        layout = [(s, None) for s in strides]
+        for i, r in zip(dilated, rates):
+            layout[i] = (1, r)
+        return layout
 
     def quantizers(self) -> dict:
         """Fresh QuantConv2D quantizer arguments for one fused convolution.
@@ -153,27 +193,57 @@ class GroupNetFactory(ModelFactory):
         x = tf.keras.layers.MaxPool2D(3, strides=2, padding="same", name="stem_pool")(x)
         return batch_norm("stem_bn")(x)
 
-    def block(self, x: tf.Tensor, filters: int, strides: int, name: str) -> tf.Tensor:
+    def block(self, x: tf.Tensor, filters: int, strides: int, name: str, dilations=None) -> tf.Tensor:
         """One K-base group on branch streams; returns the bases' outputs."""
-        return groupnet_basic_block(x, filters, strides, self.num_bases, name, self.quantizers)
+        return groupnet_basic_block(x, filters, strides, self.num_bases, name, self.quantizers, dilations)
 
     def features(self, x: tf.Tensor) -> tf.Tensor:
         """Stem, then the groups; returns the last block's aggregate Y."""
-        aggregate, branches = self.stem(x), None
+        return self.stage_outputs(x)[-1]
+
+    def stage_outputs(self, x: tf.Tensor) -> List[tf.Tensor]:
+        """Stem, then the groups; returns every stage's last aggregate Y."""
+        aggregate, branches, outputs = self.stem(x), None, []
+        layout = self.stage_layout()
         for s, (blocks, filters) in enumerate(zip(self.blocks, self.filters), start=1):
+            stage_stride, dilations = layout[s - 1]
             for b in range(1, blocks + 1):
                 name = f"stage{s}_block{b}"
-                strides = 2 if b == 1 and s > 1 else 1
+                strides = stage_stride if b == 1 else 1
                 if branches is None or not self.soft_gates:
                     inputs = RepeatBranches(self.num_bases, name=f"{name}_inputs")(aggregate)
                 else:
                     inputs = SoftGate(self.num_bases, name=f"{name}_gate")([branches, aggregate])
-                branches = self.block(inputs, filters, strides, name)
+                branches = self.block(inputs, filters, strides, name, dilations)
                 aggregate = AggregateBranches(
                     self.num_bases, self.aggregation, self.scale_initializer(),
                     name=f"{name}_aggregate",
                 )(branches)
-        return aggregate
+            outputs.append(aggregate)
+        return outputs
+
+
+def bpac_rates(num_bases: int, stages: int) -> Tuple[Tuple[int, ...], ...]:
+    """Default per-base dilation rates of the dilated stages (Binary Parallel Atrous Convolution).
+
+    Base k of the first dilated stage has rate 2 + k; each later stage starts where the
+    previous one ended, and at least at twice its first rate. With K=5 and two dilated
+    stages this gives the paper's [2, 3, 4, 5, 6] and [6, 7, 8, 9, 10] (the official
+    code overwrites its list and uses only the last rate); with K=1 the usual dilated
+    ResNet's 2 and 4.
+
+    Arguments:
+        num_bases: K.
+        stages: the number of dilated stages.
+
+    Returns:
+        One tuple of K rates per dilated stage.
+    """
+    rates, start = [], 2
+    for _ in range(stages):
+        rates.append(tuple(range(start, start + num_bases)))
+        start = max(2 * start, start + num_bases - 1)
+    return tuple(rates)
 
 
 @factory
@@ -199,9 +269,9 @@ class GroupNetResNet50Factory(GroupNetFactory):
     def scale_initializer(self) -> tf.keras.initializers.Initializer:
         return tf.keras.initializers.Constant(1.0 / self.num_bases)
 
-    def block(self, x: tf.Tensor, filters: int, strides: int, name: str) -> tf.Tensor:
+    def block(self, x: tf.Tensor, filters: int, strides: int, name: str, dilations=None) -> tf.Tensor:
         return groupnet_bottleneck_block(
-            x, filters, strides, self.num_bases, name, self.quantizers, self.expansion
+            x, filters, strides, self.num_bases, name, self.quantizers, self.expansion, dilations
         )
 
 
@@ -214,10 +284,17 @@ class GroupNetResNet20Factory(GroupNetFactory):
     stem_filters = Field(16)
     blocks = Field((3, 3, 3))
     filters = Field((16, 32, 64))
+    # 2 for larger images (the dense models on 96x96 Fashion-MNIST scenes: garments of
+    # 20-56 pixels then reach the blocks at about the 28 pixels of the classifier's).
+    stem_strides: int = Field(1)
+
+    @property
+    def stem_stride(self) -> int:
+        return self.stem_strides
 
     def stem(self, x: tf.Tensor) -> tf.Tensor:
         x = tf.keras.layers.Conv2D(
-            self.stem_filters, 3, padding="same", use_bias=False,
+            self.stem_filters, 3, strides=self.stem_strides, padding="same", use_bias=False,
             kernel_initializer="glorot_uniform", name="stem_conv",
         )(x)
         return batch_norm("stem_bn")(x)

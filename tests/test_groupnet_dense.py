@@ -1,0 +1,230 @@
+"""Group-Net segmentation: the dilated BPAC backbone, the FCN and DeepLab heads, loading a
+classification backbone, cost of the whole dense model, save/load and LCE export."""
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import zoo
+from helpers import randomize_batch_norm
+from zoo import tflite
+from zoo.blocks import GroupedQuantConv2D
+from zoo.models.groupnet import GroupNetResNet18Factory, bpac_rates
+
+# The small variant trained on 96x96 Fashion-MNIST scenes.
+SCENES = dict(input_shape=(96, 96, 1), num_classes=11, backbone="GroupNetResNet20",
+              backbone_options={"stem_strides": 2}, output_stride=4)
+
+
+def images(shape, n=2, seed=0):
+    return np.random.default_rng(seed).uniform(0, 255, (n, *shape)).astype("float32")
+
+
+def dilations(model):
+    return {l.name: l.group_dilations for l in model.layers if isinstance(l, GroupedQuantConv2D)}
+
+
+def test_bpac_rates_are_the_papers_per_base_rates():
+    assert bpac_rates(5, 2) == ((2, 3, 4, 5, 6), (6, 7, 8, 9, 10))
+    assert bpac_rates(1, 2) == ((2,), (4,))  # the usual dilated ResNet
+    assert bpac_rates(3, 1) == ((2, 3, 4),)
+
+
+def test_output_stride_8_dilates_the_last_two_stages_base_by_base():
+    model = GroupNetResNet18Factory(num_bases=5, output_stride=8, include_top=False,
+                                    input_shape=(64, 64, 3)).build()
+    assert model.output_shape == (None, 8, 8, 512)
+    rates = dilations(model)
+    for name, r in rates.items():
+        stage = int(name[len("stage")])
+        if stage == 3 and "shortcut" not in name:
+            assert r == (2, 3, 4, 5, 6), name
+        elif stage == 4 and "shortcut" not in name:
+            assert r == (6, 7, 8, 9, 10), name
+        else:
+            assert r is None, name  # stages 1-2 and the 1x1 shortcuts are not dilated
+    strides = {l.name: l.strides for l in model.layers if isinstance(l, GroupedQuantConv2D)}
+    assert strides["stage3_block1_conv1_conv"] == strides["stage4_block1_shortcut_conv"] == (1, 1)
+    assert strides["stage2_block1_conv1_conv"] == (2, 2)
+
+
+def test_dilated_backbone_has_the_classifiers_weights_and_cost_at_its_resolution():
+    classifier = zoo.GroupNetResNet18(num_bases=2, include_top=False, input_shape=(224, 224, 3))
+    dense = zoo.GroupNetFCN(num_bases=2, include_top=False, input_shape=(224, 224, 3))
+    assert [w.shape for w in dense.weights] == [w.shape for w in classifier.weights]
+    plain = {l.name: l for l in zoo.complexity(classifier).layers}
+    for layer in zoo.complexity(dense).layers:
+        if layer.name.startswith(("stage3", "stage4")) and layer.bops:
+            factor = 4 if layer.name.startswith("stage3") else 16  # 28x28 instead of 14x14 / 7x7
+            assert layer.bops == factor * plain[layer.name].bops, layer.name
+        elif layer.bops or layer.flops:
+            assert (layer.bops, layer.flops) == (plain[layer.name].bops, plain[layer.name].flops)
+
+
+@pytest.mark.parametrize("constructor", [zoo.GroupNetFCN, zoo.GroupNetDeepLab])
+@pytest.mark.parametrize("shape", [(96, 96, 1), (100, 84, 1)])
+def test_dense_models_give_per_pixel_probabilities_at_the_input_size(constructor, shape):
+    model = constructor(**{**SCENES, "input_shape": shape}, num_bases=2)
+    y = model(images(shape), training=False).numpy()
+    assert y.shape == (2, *shape[:2], 11)
+    np.testing.assert_allclose(y.sum(-1), 1.0, rtol=1e-5)
+    features = constructor(**{**SCENES, "input_shape": shape}, num_bases=2, include_top=False)
+    assert features.output_shape[1:] == (-(-shape[0] // 4), -(-shape[1] // 4), 64)
+
+
+def test_deeplab_aspp_branches_are_k_base_binary_convolutions_averaged():
+    model = zoo.GroupNetDeepLab(**SCENES, num_bases=3, aspp_rates=(4, 8, 12))
+    branches = {name: r for name, r in dilations(model).items() if name.startswith("aspp")}
+    assert branches == {"aspp_b0_conv": None, "aspp_b1_conv": (4, 4, 4), "aspp_b2_conv": (8, 8, 8),
+                        "aspp_b3_conv": (12, 12, 12), "aspp_b4_conv": None}
+    for name in branches:
+        conv = model.get_layer(name)
+        assert conv.groups == 3 and conv.output_shape[-1] == 3 * 8  # K bases of C/8 = 8 channels
+        assert type(conv.input_quantizer).__name__ == "ApproxSign"
+        assert model.get_layer(name.replace("conv", "mean")).aggregation == "mean"
+    cost = {l.name: l for l in zoo.complexity(model).layers}
+    assert cost["aspp_project_conv"].kind == cost["head_conv"].kind == cost["logits"].kind == "full precision"
+    # A 3x3 branch: K * 9 * 64 * 8 binary MACs at each of the 24x24 positions.
+    assert cost["aspp_b1_conv"].bops == 3 * 9 * 64 * 8 * 24 * 24
+
+
+def test_fcn_head_is_full_precision_and_its_cost_is_counted():
+    model = zoo.GroupNetFCN(**SCENES, num_bases=2)
+    cost = {l.name: l for l in zoo.complexity(model).layers}
+    assert cost["head_conv"].flops == 9 * 64 * 16 * 24 * 24 and cost["head_conv"].bops == 0
+    assert cost["logits"].flops == 16 * 11 * 24 * 24
+    total = zoo.complexity(model)
+    backbone = zoo.complexity(zoo.GroupNetFCN(**SCENES, num_bases=2, include_top=False))
+    assert total.bops == backbone.bops and total.flops == backbone.flops + cost["head_conv"].flops + cost["logits"].flops
+
+
+def test_backbone_weights_come_from_a_classification_checkpoint():
+    entry = next(e for e in zoo.weights.entries() if e.model == "GroupNetResNet20" and not e.include_top)
+    k = entry.options["num_bases"]
+    model = zoo.GroupNetFCN(**SCENES, num_bases=k, backbone_weights=entry.tag)
+    classifier = zoo.GroupNetResNet20(weights=entry.tag, include_top=False)
+    for layer in classifier.layers:
+        for mine, theirs in zip(model.get_layer(layer.name).get_weights(), layer.get_weights()):
+            np.testing.assert_array_equal(mine, theirs)
+    assert model.get_layer("head_conv").get_weights()  # the head stays freshly initialised
+    with pytest.raises(ValueError, match=f"trained with {{'num_bases': {k}}}"):
+        zoo.GroupNetFCN(**SCENES, num_bases=k + 1, backbone_weights=entry.tag)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(backbone="BiRealNet18"), "backbone must be a Group-Net classifier"),
+    (dict(output_stride=16), "output_stride must be a power of two from 2 to 8"),
+    (dict(dilation_rates=((2, 3, 4),)), "dilation_rates needs 2 positive rates"),
+])
+def test_bad_dense_options_name_the_problem(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        zoo.GroupNetFCN(**{**SCENES, "num_bases": 2, **kwargs})
+
+
+def test_whole_dense_model_h5_round_trip(tmp_path):
+    model = zoo.GroupNetDeepLab(**SCENES, num_bases=2, aspp_rates=(4, 8, 12))
+    randomize_batch_norm(model)
+    model.save(tmp_path / "model.h5")
+    loaded = tf.keras.models.load_model(tmp_path / "model.h5")
+    x = images((96, 96, 1))
+    np.testing.assert_allclose(loaded(x, training=False), model(x, training=False), atol=1e-6)
+
+
+def test_deeplab_exports_every_binary_convolution_to_lce(tmp_path):
+    tf.keras.utils.set_random_seed(0)
+    model = zoo.GroupNetDeepLab(**SCENES, num_bases=2, aspp_rates=(4, 8, 12))
+    randomize_batch_norm(model)
+    report = zoo.export(model, tmp_path / "deeplab.tflite", images(SCENES["input_shape"], 4))
+    expected = sum(n for _, n in tflite.binary_convolutions(model))
+    assert expected == 2 * (18 + 2 + 5)  # K x (18 3x3 convs, 2 downsamplings, 5 ASPP branches)
+    assert report.fallbacks == () and report.ops["LceBconv2d"] == expected
+    assert report.max_abs_diff < 1e-4 and report.top1_agreement == 1.0
+
+
+# -- training ------------------------------------------------------------------------------
+def scenes(**fields):
+    from zookeeper import configure
+
+    from zoo.training.datasets import FashionMNISTScenes
+
+    dataset = FashionMNISTScenes()
+    configure(dataset, {"num_train": 64, "num_test": 48, **fields})
+    return dataset
+
+
+def test_training_flips_a_scene_and_its_mask_together():
+    dataset = scenes()
+    data, _ = dataset.test()
+    element = next(iter(data))
+    image, mask = element["image"].numpy()[..., 0].astype("float32"), element["mask"].numpy()
+    tf.random.set_seed(0)
+    flips = []
+    for _ in range(20):
+        x, y = dataset.segmentation_pair(element, training=True)
+        x, y = x.numpy()[..., 0], y.numpy()
+        flipped = bool(np.array_equal(x, image[:, ::-1]))
+        assert flipped or np.array_equal(x, image)
+        np.testing.assert_array_equal(y, mask[:, ::-1] if flipped else mask)
+        flips.append(flipped)
+    assert 0 < sum(flips) < 20
+
+
+def test_segmentation_metrics_agree_with_keras_mean_iou():
+    from zoo.training.evaluation import evaluate_segmentation
+
+    tf.keras.utils.set_random_seed(0)
+    dataset = scenes()
+    model = zoo.GroupNetFCN(**SCENES, num_bases=1)
+    randomize_batch_norm(model)
+    result = evaluate_segmentation(model, dataset, batch_size=16)
+    keras_miou = tf.keras.metrics.MeanIoU(11, sparse_y_pred=False, ignore_class=255)
+    data, _ = dataset.test()
+    for image, mask in data.map(lambda d: (d["image"], d["mask"])).batch(16):
+        keras_miou.update_state(tf.cast(mask, tf.int32), model(tf.cast(image, tf.float32)))
+    assert result["examples"] == 48 and set(result["class_iou"]) == set(dataset.class_names)
+    assert result["miou"] == pytest.approx(float(keras_miou.result()), abs=1e-6)
+    assert 0 < result["miou"] < 1 and 0 < result["pixel_accuracy"] < 1
+
+
+def test_cli_trains_publishes_and_reloads_a_segmentation_model_on_scenes(tmp_path, capsys, monkeypatch):
+    from zoo.cli import main
+    from zoo.weights import entries
+
+    monkeypatch.setenv("ZOO_WEIGHTS_INDEX", str(tmp_path / "index.json"))
+
+    out = tmp_path / "fcn"
+    argv = ["TrainGroupNetFCN", "model.num_bases=1", "epochs=1", "steps_per_epoch=3", "validation_steps=1",
+            "batch_size=8", "dataset.num_train=64", "dataset.num_test=24", "progress_bar=False",
+            f"output_dir={out}"]
+    assert main(argv) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["model"] == "GroupNetFCN" and metrics["dataset"] == "FashionMNISTScenes"
+    assert metrics["input_shape"] == [96, 96, 1] and metrics["num_classes"] == 11
+    assert metrics["test_examples"] == 24 and 0 < metrics["miou"] <= 1
+    assert metrics["options"]["backbone"] == "GroupNetResNet20" and metrics["options"]["output_stride"] == 4
+    assert metrics["bops"] == zoo.complexity(zoo.GroupNetFCN(**SCENES, num_bases=1)).bops
+    # The run reloads from its folder; scene i depends only on the seed, the split and i,
+    # so the first 24 of the default 2,000 test scenes are the run's 24.
+    from zoo.training.evaluation import evaluate_model, load_run_or_model
+
+    model, data = load_run_or_model(str(out), None, None)
+    result, headline = evaluate_model(model, data, limit=24)
+    assert result["miou"] == pytest.approx(metrics["miou"], abs=1e-9)
+    assert headline.startswith(f"mean IoU {metrics['miou']:.2%}")
+
+    # Published, it is re-evaluated on the run's test split and loads through its constructor.
+    assert metrics["dataset_options"]["num_test"] == 24
+    assert main(["weights", "publish", str(out), "--tag", "scenes_test"]) == 0
+    top, notop = entries()
+    assert (top.model, top.tag, top.include_top, notop.include_top) == ("GroupNetFCN", "scenes_test", True, False)
+    assert top.miou == pytest.approx(metrics["miou"], abs=1e-3) and top.score == ("mIoU", top.miou)
+    assert top.test_examples == 24 and top.top1 is None and top.options["backbone_options"] == {"stem_strides": 2}
+    x = images((96, 96, 1))
+    expected = tf.keras.models.load_model(str(out / "model.h5"))(x, training=False)
+    np.testing.assert_allclose(zoo.GroupNetFCN(weights="scenes_test")(x, training=False), expected, atol=1e-6)
+    features = zoo.GroupNetFCN(weights="scenes_test", include_top=False)
+    assert features.output_shape == (None, 24, 24, 64)
+    capsys.readouterr()
+    assert main(["weights", "list"]) == 0
+    assert f"mIoU {100 * top.miou:.2f}" in capsys.readouterr().out
