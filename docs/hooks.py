@@ -100,7 +100,18 @@ def table(head, rows) -> str:
 
 
 def tag_cell(entry) -> str:
-    return f"{entry.tag}: {pct(entry.top1)}"
+    metric, value = entry.score
+    return f"{entry.tag}: {pct(value)}" if metric == "top-1" else f"{entry.tag}: {metric} {pct(value)}"
+
+
+def score_cells(entry) -> tuple:
+    """(headline, second metric) of a checkpoint: top-1 and top-5, mIoU and pixel
+    accuracy, or mAP@[.5:.95] and mAP@.5."""
+    if entry.miou is not None:
+        return f"mIoU {pct(entry.miou)}", f"pixel accuracy {pct(entry.pixel_accuracy)}"
+    if entry.map is not None:
+        return f"mAP {pct(entry.map)}", f"mAP@.5 {pct(entry.map50)}"
+    return pct(entry.top1), pct(entry.top5)
 
 
 # -- figures -----------------------------------------------------------------------------
@@ -254,16 +265,17 @@ def checkpoints_section(spec) -> str:
             f"None published yet (`weights=\"imagenet\"` raises an error that says so). "
             f"Train one with `zoo {spec.task}`; `zoo weights publish RUN_DIR` adds it to the index.", "",
         ])
-    rows = [[f"`{e.tag}`", e.dataset, shape(e.input_shape), e.num_classes, pct(e.top1), pct(e.top5),
+    rows = [[f"`{e.tag}`", e.dataset, shape(e.input_shape), e.num_classes, *score_cells(e),
              f"{e.pretrain_epochs} + {e.epochs}" if e.pretrain_epochs else e.epochs,
              minutes(e.wall_time_seconds), sci(e.cost.get("ops")), f"{e.cost.get('memory_mbit', 0):.2f}",
              f"{e.size / 1e6:.2f} MB", "yes" if e.tag in notop else "no", f"`{e.sha256[:12]}`"] for e in top]
     parts = [
         "## Checkpoints", "",
-        "Top-1 and top-5 on the full test split, measured by `zoo weights publish` from the "
-        "run's own weights; wall time is the sum of the run's epoch times. The curves' "
-        "validation split is, for Fashion-MNIST, the 10,000 test images.", "",
-        table(["tag", "dataset", "input", "classes", "top-1", "top-5", "epochs", "wall time",
+        "Scores on the full test split (top-1 and top-5; mIoU and pixel accuracy for "
+        "segmentation; mAP@[.5:.95] and mAP@.5 for detection), measured by `zoo weights "
+        "publish` from the run's own weights; wall time is the sum of the run's epoch times. "
+        "The curves' validation split is, for Fashion-MNIST, the 10,000 test images.", "",
+        table(["tag", "dataset", "input", "classes", "score", "second score", "epochs", "wall time",
                "OPs at its input", "Mbit", "size", "no-top file", "sha256"], rows),
     ]
     arguments = defaults(spec)

@@ -145,3 +145,57 @@ def test_cli_trains_publishes_and_reloads_a_detector_on_scenes(tmp_path, capsys,
     expected = FCOSDecode((96, 96), (4, 8, 16), 10)(raw)
     for key in ("boxes", "scores", "num_detections"):
         np.testing.assert_allclose(decoded[key], expected[key], atol=1e-5)
+
+
+# -- COCO through tensorflow-datasets (mocked: it cannot be downloaded here) ----------------
+def mock_coco(self, *args, **kwargs):
+    """Two COCO-like examples: a 100x200 image with a box and a crowd box, a 50x40 one without boxes."""
+    rng = np.random.default_rng(0)
+    examples = [
+        {"image": rng.integers(0, 256, (100, 200, 3), np.uint8),
+         "objects": {"bbox": np.array([[0.1, 0.2, 0.5, 0.6], [0.0, 0.0, 1.0, 1.0]], np.float32),
+                     "label": np.array([17, 0], np.int64), "is_crowd": np.array([False, True])}},
+        {"image": rng.integers(0, 256, (50, 40, 3), np.uint8),
+         "objects": {"bbox": np.zeros((0, 4), np.float32), "label": np.zeros((0,), np.int64),
+                     "is_crowd": np.zeros((0,), bool)}},
+    ]
+    return tf.data.Dataset.from_generator(lambda: iter(examples), output_signature={
+        "image": tf.TensorSpec((None, None, 3), tf.uint8),
+        "objects": {"bbox": tf.TensorSpec((None, 4), tf.float32), "label": tf.TensorSpec((None,), tf.int64),
+                    "is_crowd": tf.TensorSpec((None,), tf.bool)}})
+
+
+def test_coco_pairs_are_letterboxed_with_their_boxes_and_without_crowds(monkeypatch):
+    import tensorflow_datasets as tfds
+    from zookeeper import configure
+
+    from zoo.training.datasets import CocoDetection
+
+    monkeypatch.setattr(CocoDetection, "num_examples", lambda self, split: 2)  # mock_data has no split sizes
+    dataset = CocoDetection()
+    configure(dataset, {"image_size": 64})
+    with tfds.testing.mock_data(as_dataset_fn=mock_coco):
+        first, second = list(dataset.validation()[0])
+    image, boxes, classes = (t.numpy() for t in dataset.detection_pair(first, training=False))
+    assert image.shape == (64, 64, 3) and classes.tolist() == [17]  # the crowd box is dropped
+    np.testing.assert_allclose(boxes, [[10 * 0.32, 40 * 0.32, 50 * 0.32, 120 * 0.32]], rtol=1e-5)
+    np.testing.assert_allclose(image[40, 10], [0.485 * 255, 0.456 * 255, 0.406 * 255], atol=1e-3)  # padding
+    image, boxes, classes = dataset.detection_pair(second, training=True)
+    assert image.shape == (64, 64, 3) and boxes.shape == (0, 4) and dataset.num_detection_classes == 80
+
+
+def test_detection_task_on_mock_coco(tmp_path, monkeypatch):
+    import tensorflow_datasets as tfds
+
+    from zoo.cli import main
+    from zoo.training.datasets import CocoDetection
+
+    monkeypatch.setattr(CocoDetection, "num_examples", lambda self, split: 2)
+    argv = ["TrainGroupNetFCOS", "dataset=CocoDetection", "dataset.image_size=64", "model.num_bases=1",
+            "model.fpn_channels=8", "epochs=1", "steps_per_epoch=1", "validation_steps=1", "batch_size=2",
+            "progress_bar=False", f"output_dir={tmp_path}"]
+    with tfds.testing.mock_data(as_dataset_fn=mock_coco):
+        assert main(argv) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["dataset"] == "CocoDetection" and metrics["num_classes"] == 80
+    assert metrics["input_shape"] == [64, 64, 3] and metrics["test_examples"] == 2

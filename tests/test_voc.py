@@ -79,7 +79,7 @@ def test_evaluation_pairs_are_the_whole_image_padded_with_the_ignore_label(devki
 
 
 def test_training_pairs_are_random_crops_with_the_masks_labels(devkit, tmp_path):
-    dataset = voc(tmp_path, devkit, crop_size=96)
+    dataset = voc(tmp_path, devkit, image_size=96)
     element = next(iter(dataset.train()[0]))
     name = element["image/filename"].numpy().decode()
     tf.random.set_seed(0)
@@ -113,7 +113,7 @@ def test_segmentation_task_on_mock_voc_data(tmp_path, monkeypatch):
             "image/filename": tf.TensorSpec((), tf.string)})
 
     monkeypatch.setattr(VocSegmentation, "num_examples", lambda self, split: 4)
-    argv = ["TrainGroupNetFCN", "dataset=VocSegmentation", "dataset.crop_size=64", "model.num_bases=1",
+    argv = ["TrainGroupNetFCN", "dataset=VocSegmentation", "dataset.image_size=64", "model.num_bases=1",
             "epochs=1", "steps_per_epoch=2", "validation_steps=1", "batch_size=2", "progress_bar=False",
             f"output_dir={tmp_path / 'run'}"]
     with tfds.testing.mock_data(as_dataset_fn=as_dataset):

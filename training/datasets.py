@@ -70,6 +70,16 @@ def flip_together(image: tf.Tensor, mask: tf.Tensor) -> Tuple[tf.Tensor, tf.Tens
             tf.cond(flip, lambda: tf.reverse(mask, [1]), lambda: mask))
 
 
+def flip_with_boxes(image: tf.Tensor, boxes: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+    """A random horizontal flip of an image (H, W, C) and its boxes `[ymin, xmin, ymax,
+    xmax]` in pixels, the same for both."""
+    width = tf.cast(tf.shape(image)[1], tf.float32)
+    flip = tf.random.uniform(()) < 0.5
+    flipped = tf.stack([boxes[:, 0], width - boxes[:, 3], boxes[:, 2], width - boxes[:, 1]], 1)
+    return (tf.cond(flip, lambda: tf.reverse(image, [1]), lambda: image),
+            tf.cond(flip, lambda: flipped, lambda: boxes))
+
+
 @component
 class ImageClassification(Preprocessing):
     """Preprocessing of `(image, label)` pairs by the dataset's own `preprocess`.
@@ -403,11 +413,7 @@ class FashionMNISTScenes(FashionMNISTFiles):
         image, boxes = tf.cast(data["image"], tf.float32), tf.cast(data["boxes"], tf.float32)
         classes = tf.cast(data["labels"], tf.int32) - 1
         if training:
-            width = float(self.input_shape[1])
-            flip = tf.random.uniform(()) < 0.5
-            image = tf.cond(flip, lambda: tf.reverse(image, [1]), lambda: image)
-            flipped = tf.stack([boxes[:, 0], width - boxes[:, 3], boxes[:, 2], width - boxes[:, 1]], 1)
-            boxes = tf.cond(flip, lambda: flipped, lambda: boxes)
+            image, boxes = flip_with_boxes(image, boxes)
         return image, boxes, classes
 
     def segmentation_pair(self, data: Dict[str, tf.Tensor], training: bool) -> Tuple[tf.Tensor, tf.Tensor]:
@@ -587,14 +593,83 @@ class ImageNet(_TFDSImageDataset):
         return tf.ensure_shape(image, self.input_shape)
 
 
+class _DenseTFDS(_TFDS):
+    """A TFDS dataset for dense prediction: square inputs of `image_size` pixels, made
+    from decoded images; `class_names` name the classes."""
+
+    image_size: int = Field(512)
+    class_names: Tuple[str, ...]
+    decoders = None
+
+    @property
+    def input_shape(self) -> Tuple[int, int, int]:
+        return (self.image_size, self.image_size, 3)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+COCO_CLASSES = (
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
+    "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
+    "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee",
+    "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard",
+    "tennis racket", "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
+    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
+    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard",
+    "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase",
+    "scissors", "teddy bear", "hair drier", "toothbrush",
+)
+
+
 @component
-class VocSegmentation(_TFDS):
+class CocoDetection(_DenseTFDS):
+    """COCO 2017 object detection from tensorflow-datasets (`coco/2017`: 118,287
+    training and 5,000 validation images, 80 classes), for `TrainGroupNetFCOS`.
+
+    Images are letterboxed to `image_size` squares: scaled so that the longer side
+    fits, then padded right and below with the mean pixel. Crowd annotations are
+    dropped. Training flips at random. tensorflow-datasets downloads COCO itself
+    (`dataset.download=True`, about 25 GB) or reads it prepared in `dataset.data_dir`.
+    """
+
+    name = Field("coco/2017:1.*.*")
+    train_split = Field("train")
+    validation_split = Field("validation")
+    test_split = Field("validation")
+
+    class_names = COCO_CLASSES
+    num_detection_classes = len(COCO_CLASSES)
+    weights_tag = "coco"
+
+    def detection_pair(self, data: Dict[str, tf.Tensor], training: bool) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """(letterboxed image float32 0-255, boxes in its pixels (n, 4), class ids (n,))."""
+        image = tf.cast(data["image"], tf.float32)
+        objects = data["objects"]
+        keep = tf.logical_not(objects["is_crowd"])
+        hw = tf.cast(tf.shape(image)[:2], tf.float32)
+        boxes = tf.boolean_mask(objects["bbox"], keep) * tf.concat([hw, hw], 0)
+        classes = tf.cast(tf.boolean_mask(objects["label"], keep), tf.int32)
+        scale = self.image_size / tf.reduce_max(hw)
+        size = tf.cast(tf.round(hw * scale), tf.int32)
+        image = tf.image.resize(image, size)
+        mean = tf.constant(preprocessing.IMAGENET_MEAN_RGB, tf.float32)
+        image = tf.image.pad_to_bounding_box(image - mean, 0, 0, self.image_size, self.image_size) + mean
+        boxes = boxes * scale
+        if training:
+            image, boxes = flip_with_boxes(image, boxes)
+        return tf.ensure_shape(image, self.input_shape), boxes, classes
+
+
+@component
+class VocSegmentation(_DenseTFDS):
     """PASCAL VOC 2012 semantic segmentation (21 classes with background; 255 marks
     unlabelled boundaries), from the `voc_segmentation2012` builder of
     `zoo.training.voc`, prepared from the manually downloaded tar (field
     `manual_dir`, default `$VOC_MANUAL_DIR`).
 
-    Pairs are `crop_size` squares (default 512, so that every VOC image, at most
+    Pairs are `image_size` squares (default 512, so that every VOC image, at most
     500 pixels a side, is evaluated whole; the paper trains on 480): training scales
     an image and its mask by a random factor in [0.5, 2], pads (image with the mean
     pixel, mask with 255), crops at random and flips; evaluation pads and takes the
@@ -606,20 +681,10 @@ class VocSegmentation(_TFDS):
     validation_split = Field("validation")
     test_split = Field("validation")
     manual_dir: Optional[str] = Field(lambda: os.environ.get("VOC_MANUAL_DIR"))
-    crop_size: int = Field(512)
     augment: bool = Field(True)
 
     class_names = voc.VOC_CLASSES
     weights_tag = "voc2012"
-    decoders = None
-
-    @property
-    def input_shape(self) -> Tuple[int, int, int]:
-        return (self.crop_size, self.crop_size, 3)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
 
     def _not_found_hint(self) -> str:
         return voc.VocSegmentation2012.MANUAL_DOWNLOAD_INSTRUCTIONS + (
@@ -627,7 +692,7 @@ class VocSegmentation(_TFDS):
         )
 
     def segmentation_pair(self, data: Dict[str, tf.Tensor], training: bool) -> Tuple[tf.Tensor, tf.Tensor]:
-        """(image float32 0-255, mask int32) of `crop_size`, augmented when training."""
+        """(image float32 0-255, mask int32) of `image_size`, augmented when training."""
         image, mask = tf.cast(data["image"], tf.float32), tf.cast(data["mask"][..., 0], tf.int32)
         augment = training and self.augment
         if augment:
@@ -635,8 +700,8 @@ class VocSegmentation(_TFDS):
             size = tf.cast(tf.round(tf.cast(tf.shape(image)[:2], tf.float32) * scale), tf.int32)
             image = tf.image.resize(image, size)
             mask = tf.image.resize(mask[..., None], size, method="nearest")[..., 0]
-        # Pad to at least crop_size: the image with the mean pixel, the mask with 255.
-        crop = self.crop_size
+        # Pad to at least image_size: the image with the mean pixel, the mask with 255.
+        crop = self.image_size
         shape = tf.shape(image)
         pad_h, pad_w = tf.maximum(crop - shape[0], 0), tf.maximum(crop - shape[1], 0)
         paddings = [[pad_h // 2, pad_h - pad_h // 2], [pad_w // 2, pad_w - pad_w // 2]]
@@ -677,6 +742,7 @@ DATASETS: Dict[str, Type[Dataset]] = {
     "ImageNet": ImageNet,
     "FashionMNISTScenes": FashionMNISTScenes,  # Segmentation and detection.
     "VocSegmentation": VocSegmentation,
+    "CocoDetection": CocoDetection,
 }
 
 
@@ -684,8 +750,8 @@ def get_dataset(name: str) -> Type[Dataset]:
     """The dataset component class called `name` (case-insensitive).
 
     Arguments:
-        name: "FashionMNIST", "Cifar10", "ImageNet", "FashionMNISTScenes" or
-            "VocSegmentation".
+        name: "FashionMNIST", "Cifar10", "ImageNet", "FashionMNISTScenes",
+            "VocSegmentation" or "CocoDetection".
 
     Returns:
         The component class (instantiate and configure it to use it).
