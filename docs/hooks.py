@@ -145,23 +145,31 @@ def history(entry):
         return list(csv.DictReader(f))
 
 
+# The curve of each kind of checkpoint: history column, axis label, scale.
+CURVES = {"top-1": ("accuracy", "top-1 accuracy (%)", 100), "mIoU": ("miou", "mean IoU (%)", 100),
+          "mAP": ("loss", "FCOS loss", 1)}
+
+
 def curve_svg(entry) -> str:
-    """Accuracy per epoch, train and validation, both stages of a two-stage recipe."""
+    """Accuracy (mean IoU; a detector's loss) per epoch, train and validation, both
+    stages of a two-stage recipe."""
     plt = pyplot()
     rows = history(entry)
     fig, ax = plt.subplots(figsize=(6, 3.2))
     x = list(range(1, len(rows) + 1))
-    for key, style, label in (("accuracy", "--", "train"), ("val_accuracy", "-", "validation")):
-        ax.plot(x, [100 * float(r[key]) for r in rows], style, label=label)
+    metric, value = entry.score
+    key, ylabel, scale = CURVES[metric]
+    for column, style, label in ((key, "--", "train"), (f"val_{key}", "-", "validation")):
+        ax.plot(x, [scale * float(r[column]) for r in rows], style, label=label)
     stages = [r["stage"] for r in rows]
     if "pretrain" in stages and "train" in stages:
         boundary = stages.index("train") + 0.5
         ax.axvline(boundary, color="gray", lw=0.8)
         ax.annotate(" stage 2 (binary)", (boundary, ax.get_ylim()[0]), color="gray", va="bottom")
-    ax.set(xlabel="epoch", ylabel="top-1 accuracy (%)",
-           title=f"{entry.model} on {entry.dataset} ({entry.tag}): {pct(entry.top1)} at the end")
+    ax.set(xlabel="epoch", ylabel=ylabel,
+           title=f"{entry.model} on {entry.dataset} ({entry.tag}): {metric} {pct(value)} at the end")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper right" if metric == "mAP" else "lower right")
     return svg(fig)
 
 

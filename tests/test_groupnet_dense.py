@@ -110,6 +110,14 @@ def test_backbone_weights_come_from_a_classification_checkpoint():
     assert model.get_layer("head_conv").get_weights()  # the head stays freshly initialised
     with pytest.raises(ValueError, match=f"trained with {{'num_bases': {k}}}"):
         zoo.GroupNetFCN(**SCENES, num_bases=k + 1, backbone_weights=entry.tag)
+    # The full-precision twin starts from the same (latent) weights: quantizers may differ.
+    from zoo.models.groupnet_dense import GroupNetFCNFactory
+
+    twin = GroupNetFCNFactory(**SCENES, num_bases=k, backbone_weights=entry.tag, input_quantizer=None,
+                              kernel_quantizer=None).build()
+    conv = twin.get_layer("stage3_block1_conv1_conv")
+    assert conv.input_quantizer is None and conv.kernel_quantizer is None
+    np.testing.assert_array_equal(conv.get_weights()[0], classifier.get_layer(conv.name).get_weights()[0])
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -28,7 +28,8 @@ HEADLINE = {"top-1": "top1", "mIoU": "miou", "mAP": "map"}
 # a different batch size); more means the checkpoint does not reproduce the run.
 REPRODUCE_TOLERANCE = 0.001
 
-HISTORY_COLUMNS = ("stage", "epoch", "loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds")
+HISTORY_COLUMNS = ("stage", "epoch", "loss", "accuracy", "val_loss", "val_accuracy", "miou", "val_miou",
+                   "epoch_seconds")
 PROVENANCE = ("command", "git_commit", "epochs", "pretrain_epochs", "wall_time_seconds", "machine")
 COST = ("bops", "flops", "ops", "params", "binary_params", "float_params", "memory_mbit")
 

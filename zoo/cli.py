@@ -91,7 +91,12 @@ def export_command(model: str, weights, out: str, input_shape, num_classes, num_
     from zoo.training.evaluation import sample_images
 
     spec = registry.get(model)
-    built = spec.build(weights=weights, input_shape=input_shape, num_classes=num_classes)
+    # A detector is exported without its decoding: non-maximum suppression is no TFLite builtin.
+    raw = {"decode": False} if spec.kind == "detection" else {}
+    built = spec.build(weights=weights, input_shape=input_shape, num_classes=num_classes, **raw)
+    if raw:
+        click.echo(f"{spec.name}: exporting the raw predictions (decode=False); decode them with "
+                   "zoo.models.groupnet_fcos.FCOSDecode.")
     images, source = sample_images(built.input_shape[1:], num_images)
     report = tflite.export(built, out, images, threads)
     click.echo(f"{spec.name} ({f'weights={weights}' if weights else 'random weights'}), input "

@@ -145,7 +145,10 @@ class GroupNetDenseFactory(ModelFactory):
         """
         spec = registry.get(self.backbone)
         _, entry = weights_index.resolve(spec.name, self.backbone_weights, False, spec.task)
-        different = {k: v for k, v in options_from_json(entry.options if entry else {}).items() if getattr(self, k, v) != v}
+        # Quantizers may differ (same weights, as Group-Net's stage 1 starts stage 2); not the shapes.
+        options = options_from_json(entry.options if entry else {})
+        different = {k: v for k, v in options.items()
+                     if k not in ("input_quantizer", "kernel_quantizer") and getattr(self, k, v) != v}
         if different:
             raise ValueError(
                 f'{self.name}: backbone_weights="{self.backbone_weights}" are a {spec.name} trained '
