@@ -199,3 +199,15 @@ def test_detection_task_on_mock_coco(tmp_path, monkeypatch):
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["dataset"] == "CocoDetection" and metrics["num_classes"] == 80
     assert metrics["input_shape"] == [64, 64, 3] and metrics["test_examples"] == 2
+
+
+def test_whole_detector_h5_round_trip(tmp_path):
+    model = zoo.GroupNetFCOS(**SCENES, num_bases=1, score_threshold=0.2, max_detections=7)
+    randomize_batch_norm(model)
+    model.save(tmp_path / "fcos.h5")
+    loaded = tf.keras.models.load_model(tmp_path / "fcos.h5")
+    x = np.random.default_rng(1).uniform(0, 255, (2, 96, 96, 1)).astype("float32")
+    mine, theirs = model(x, training=False), loaded(x, training=False)
+    assert theirs["boxes"].shape == (2, 7, 4)
+    for key in mine:
+        np.testing.assert_allclose(theirs[key], mine[key], atol=1e-5)
