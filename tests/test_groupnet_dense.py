@@ -139,6 +139,7 @@ def test_whole_dense_model_h5_round_trip(tmp_path):
     np.testing.assert_allclose(loaded(x, training=False), model(x, training=False), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_deeplab_exports_every_binary_convolution_to_lce(tmp_path):
     tf.keras.utils.set_random_seed(0)
     model = zoo.GroupNetDeepLab(**SCENES, num_bases=2, aspp_rates=(4, 8, 12))

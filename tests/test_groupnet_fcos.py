@@ -109,6 +109,7 @@ def test_fpn_and_towers_are_k_base_binary_and_the_head_is_shared_by_the_levels()
     assert out["boxes"].shape == (2, 100, 4) and out["num_detections"].shape == (2,)
 
 
+@pytest.mark.slow
 def test_raw_detector_exports_every_binary_convolution_to_lce(tmp_path):
     tf.keras.utils.set_random_seed(0)
     model = zoo.GroupNetFCOS(**SCENES, num_bases=2, decode=False)
