@@ -17,6 +17,7 @@ import html
 import importlib
 import inspect
 import io
+import json
 import re
 import sys
 from functools import lru_cache
@@ -370,9 +371,20 @@ def bench_section(name: str) -> str:
     ])
 
 
+def suite_section(suite: str) -> str:
+    """A `benchmarks/train_table.py` suite's latest result, rendered by that script."""
+    path = BENCHMARKS / "results" / f"{suite}.json"
+    if not path.exists():
+        return f"Not measured yet: run `.venv/bin/python benchmarks/train_table.py {suite} ...`."
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))
+    return importlib.import_module("train_table").table(json.loads(path.read_text(encoding="utf-8"))) + "\n"
+
+
 # Markers in hand-written pages, replaced by generated text.
 GENERATED = {"<!-- zoo:paper-costs -->": paper_costs_table}
 BENCH_MARKER = re.compile(r"<!-- zoo:bench:(\w+) -->")
+SUITE_MARKER = re.compile(r"<!-- zoo:suite:(\w+) -->")
 
 
 def api_models_page(specs) -> str:
@@ -423,6 +435,7 @@ def on_page_markdown(markdown, page, config, files):
     for marker, generate in GENERATED.items():
         if marker in markdown:
             markdown = markdown.replace(marker, generate())
+    markdown = SUITE_MARKER.sub(lambda m: suite_section(m.group(1)), markdown)
     return BENCH_MARKER.sub(lambda m: bench_section(m.group(1)), markdown)
 
 

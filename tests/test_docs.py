@@ -4,6 +4,7 @@ Chromium (Debian's `chromium`, or ZOO_CHROMIUM) with a screenshot of each page."
 import functools
 import html
 import http.server
+import json
 import os
 import re
 import subprocess
@@ -88,6 +89,19 @@ def test_pareto_plot_has_every_fashion_mnist_checkpoint(site):
     for e in points:
         assert e.model in plot
     assert plot.count('id="PathCollection_') == len(points)  # one scatter per checkpoint
+
+
+@pytest.mark.parametrize("page_name, suite", [("training", "irnet_ablation"), ("training", "groupnet_bases"),
+                                             ("dense", "groupnet_dense")])
+def test_suite_tables_are_the_suites_results(site, page_name, suite):
+    text = html.unescape(page(site, page_name))
+    path = ROOT / "benchmarks" / "results" / f"{suite}.json"
+    if not path.exists():
+        assert "Not measured yet" in text and f"benchmarks/train_table.py {suite}" in text
+        return
+    for r in json.loads(path.read_text(encoding="utf-8"))["rows"]:
+        assert f"{r[r.get('metric', 'top1')]:.2%}" in row(text, re.escape(r["label"])), r["label"]
+    assert "<!-- zoo:" not in text
 
 
 def test_paper_costs_and_math_are_generated(site):
