@@ -124,6 +124,7 @@ def test_backbone_weights_come_from_a_classification_checkpoint():
     (dict(backbone="BiRealNet18"), "backbone must be a Group-Net classifier"),
     (dict(output_stride=16), "output_stride must be a power of two from 2 to 8"),
     (dict(dilation_rates=((2, 3, 4),)), "dilation_rates needs 2 positive rates"),
+    (dict(weights="x.h5", backbone_weights="fashion_mnist_k1"), "not both"),
 ])
 def test_bad_dense_options_name_the_problem(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -90,7 +90,6 @@ class GroupNetDenseFactory(ModelFactory):
     kernel_quantizer: Optional[str] = Field("groupnet_weight_sign")
     output_stride: Optional[int] = Field(8)
     dilation_rates: Optional[Tuple[Tuple[int, ...], ...]] = Field(None)
-    dropout: float = Field(0.1)
     variant_fields = ("backbone", "backbone_options", *BACKBONE_FIELDS)
 
     def backbone_factory(self, **fields) -> GroupNetFactory:
@@ -132,6 +131,11 @@ class GroupNetDenseFactory(ModelFactory):
         return tf.keras.layers.Activation("softmax", dtype="float32", name="predictions")(x)
 
     def build(self) -> tf.keras.Model:
+        if self.backbone_weights is not None and self.weights is not None:
+            raise ValueError(
+                f"{self.name}: pass weights= (a whole {self.name} checkpoint) or backbone_weights= "
+                "(a classifier's checkpoint for the backbone), not both."
+            )
         model = super().build()
         if self.backbone_weights is not None:
             self.load_backbone(model)
@@ -177,6 +181,7 @@ class GroupNetFCNFactory(GroupNetDenseFactory):
     """FCN head on the dilated Group-Net backbone."""
 
     name = "GroupNetFCN"
+    dropout: float = Field(0.1)
 
     def head(self, x: tf.Tensor, num_classes: int) -> tf.Tensor:
         """Full precision: 3x3 conv (C/4) -> BN -> ReLU -> dropout -> 1x1 conv to classes."""
