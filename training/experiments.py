@@ -381,7 +381,7 @@ class TrainTask:
 
     # -- one stage ----------------------------------------------------------------
     def compile(self, model: tf.keras.Model, optimizer: Optimizer, epochs: int, steps: int) -> None:
-        """Compiles `model` with cross-entropy, top-1 and top-5 accuracy.
+        """Compiles `model` with the task's `loss_function` and `training_metrics`.
 
         Arguments:
             model: the model to compile.
@@ -389,14 +389,17 @@ class TrainTask:
             epochs: epochs of the stage.
             steps: optimizer steps per epoch.
         """
-        model.compile(
-            optimizer=optimizer.build(steps, epochs),
-            loss=tf.keras.losses.CategoricalCrossentropy(label_smoothing=self.label_smoothing),
-            metrics=[
-                tf.keras.metrics.CategoricalAccuracy(name="accuracy"),
-                tf.keras.metrics.TopKCategoricalAccuracy(5, name="top5_accuracy"),
-            ],
-        )
+        model.compile(optimizer=optimizer.build(steps, epochs), loss=self.loss_function(model),
+                      metrics=self.training_metrics(model))
+
+    def loss_function(self, model: tf.keras.Model) -> tf.keras.losses.Loss:
+        """Cross-entropy of one-hot labels (with `label_smoothing`)."""
+        return tf.keras.losses.CategoricalCrossentropy(label_smoothing=self.label_smoothing)
+
+    def training_metrics(self, model: tf.keras.Model) -> List[tf.keras.metrics.Metric]:
+        """Top-1 and top-5 accuracy, logged every epoch."""
+        return [tf.keras.metrics.CategoricalAccuracy(name="accuracy"),
+                tf.keras.metrics.TopKCategoricalAccuracy(5, name="top5_accuracy")]
 
     def stage_callbacks(self, model: tf.keras.Model, stage_dir: Path) -> List[tf.keras.callbacks.Callback]:
         """EDE and the timer first, then the loggers, the backup, the user's callbacks.
@@ -879,24 +882,15 @@ class TrainSegmentation(TrainTask):
     shuffle_buffer = Field(20_000)
     optimizer = ComponentField(Optimizer, name="adam", learning_rate=1e-3, schedule="poly")
 
-    def compile(self, model: tf.keras.Model, optimizer: Optimizer, epochs: int, steps: int) -> None:
-        """Compiles `model` with per-pixel cross-entropy, mean IoU and pixel accuracy.
+    def loss_function(self, model: tf.keras.Model) -> tf.keras.losses.Loss:
+        """Per-pixel cross-entropy of class ids; `IGNORE_LABEL` pixels do not count."""
+        return tf.keras.losses.SparseCategoricalCrossentropy(ignore_class=IGNORE_LABEL)
 
-        Arguments:
-            model: the model to compile.
-            optimizer: the stage's `Optimizer` component (built here).
-            epochs: epochs of the stage.
-            steps: optimizer steps per epoch.
-        """
-        model.compile(
-            optimizer=optimizer.build(steps, epochs),
-            loss=tf.keras.losses.SparseCategoricalCrossentropy(ignore_class=IGNORE_LABEL),
-            metrics=[
-                tf.keras.metrics.MeanIoU(self.dataset.num_classes, sparse_y_pred=False,
+    def training_metrics(self, model: tf.keras.Model) -> List[tf.keras.metrics.Metric]:
+        """Mean IoU and pixel accuracy, logged every epoch."""
+        return [tf.keras.metrics.MeanIoU(self.dataset.num_classes, sparse_y_pred=False,
                                          ignore_class=IGNORE_LABEL, name="miou"),
-                tf.keras.metrics.SparseCategoricalAccuracy(name="pixel_accuracy"),
-            ],
-        )
+                tf.keras.metrics.SparseCategoricalAccuracy(name="pixel_accuracy")]
 
     def test_metrics(self, model: tf.keras.Model) -> dict:
         """Mean IoU, per-class IoU and pixel accuracy on the whole test split.
@@ -982,10 +976,13 @@ class TrainGroupNetFCOS(TrainTask):
     def predicted_classes(model: tf.keras.Model) -> int:
         return int(model.output_shape[-1]) - 5  # class logits, l, t, r, b, centerness
 
-    def compile(self, model: tf.keras.Model, optimizer: Optimizer, epochs: int, steps: int) -> None:
-        """Compiles `model` (raw predictions) with `FCOSLoss`."""
-        model.compile(optimizer=optimizer.build(steps, epochs),
-                      loss=FCOSLoss(model.output_shape[-1] - 5))
+    def loss_function(self, model: tf.keras.Model) -> tf.keras.losses.Loss:
+        """`FCOSLoss` on the raw predictions."""
+        return FCOSLoss(self.predicted_classes(model))
+
+    def training_metrics(self, model: tf.keras.Model) -> List[tf.keras.metrics.Metric]:
+        """None: mAP needs decoding, so it is measured on the test split at the end."""
+        return []
 
     def test_metrics(self, model: tf.keras.Model) -> dict:
         """COCO mAP@[.5:.95], mAP@.5 and mAP@.75 on the whole test split (fractions)."""
