@@ -24,6 +24,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from zoo.weights import score_of
+
 SUITES = {  # suite -> [(label, run folder, task, overrides)]
     "irnet_ablation": [
         ("IR-Net (Libra-PB + EDE)", "libra_pb-ede", "TrainIRNetResNet20", ["model.libra_pb=True", "model.ede=True"]),
@@ -49,11 +51,6 @@ SUITES = {  # suite -> [(label, run folder, task, overrides)]
     ],
 }
 
-# The metrics of each kind of run, headline first.
-METRICS = {"top1": ("top-1", "top5", "top-5"), "miou": ("mIoU", "pixel_accuracy", "pixel acc."),
-           "map": ("mAP", "map50", "mAP@.5")}
-
-
 def run_suite(suite: str, dataset: str, epochs: int, batch_size: int, runs: Path) -> dict:
     zoo = str(Path(sys.executable).with_name("zoo"))
     rows = []
@@ -64,9 +61,9 @@ def run_suite(suite: str, dataset: str, epochs: int, batch_size: int, runs: Path
         print("$", " ".join(command[1:]), flush=True)
         subprocess.run(command, check=True)
         m = json.loads((out / "metrics.json").read_text())
-        metric = next(k for k in METRICS if k in m)
-        rows.append({"label": label, "task": task, "overrides": overrides, "metric": metric,
-                     "second": METRICS[metric][1], metric: m[metric], METRICS[metric][1]: m[METRICS[metric][1]],
+        score = score_of(m)
+        rows.append({"label": label, "task": task, "overrides": overrides,
+                     **{k: m[k] for k in (score.key, score.second[0])},
                      **{k: m[k] for k in ("model", "wall_time_seconds", "bops", "flops", "ops", "memory_mbit",
                                           "command", "git_commit")}})
     return {"suite": suite, "dataset": dataset, "epochs": epochs, "batch_size": batch_size,
@@ -83,10 +80,10 @@ def table(result: dict) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for r in result["rows"]:
-        metric = r.get("metric", "top1")  # results written before dense suites: top-1
-        name, second, second_name = METRICS[metric]
+        score = score_of(r)
+        (second, second_name) = score.second
         lines.append(
-            f"| {r['label']} | {name} {r[metric]:.2%} | {second_name} {r[second]:.2%} | {r['ops']:.3g} | "
+            f"| {r['label']} | {score.name} {r[score.key]:.2%} | {second_name} {r[second]:.2%} | {r['ops']:.3g} | "
             f"{r['memory_mbit']:.2f} | {r['wall_time_seconds'] / 60:.1f} min | `{r['command']}` |"
         )
     return "\n".join(lines)

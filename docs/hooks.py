@@ -106,13 +106,13 @@ def tag_cell(entry) -> str:
 
 
 def score_cells(entry) -> tuple:
-    """(headline, second metric) of a checkpoint: top-1 and top-5, mIoU and pixel
-    accuracy, or mAP@[.5:.95] and mAP@.5."""
-    if entry.miou is not None:
-        return f"mIoU {pct(entry.miou)}", f"pixel accuracy {pct(entry.pixel_accuracy)}"
-    if entry.map is not None:
-        return f"mAP {pct(entry.map)}", f"mAP@.5 {pct(entry.map50)}"
-    return pct(entry.top1), pct(entry.top5)
+    """(headline, second metric) of a checkpoint: top-1 and top-5 (numbers only), mIoU
+    and pixel accuracy, or mAP@[.5:.95] and mAP@.5."""
+    score = weights.score_of(entry)
+    (key, name) = score.second
+    if score.key == "top1":
+        return pct(entry.top1), pct(entry.top5)
+    return f"{score.name} {pct(getattr(entry, score.key))}", f"{name} {pct(getattr(entry, key))}"
 
 
 # -- figures -----------------------------------------------------------------------------
@@ -146,11 +146,6 @@ def history(entry):
         return list(csv.DictReader(f))
 
 
-# The curve of each kind of checkpoint: history column, axis label, scale.
-CURVES = {"top-1": ("accuracy", "top-1 accuracy (%)", 100), "mIoU": ("miou", "mean IoU (%)", 100),
-          "mAP": ("loss", "FCOS loss", 1)}
-
-
 def curve_svg(entry) -> str:
     """Accuracy (mean IoU; a detector's loss) per epoch, train and validation, both
     stages of a two-stage recipe."""
@@ -158,19 +153,18 @@ def curve_svg(entry) -> str:
     rows = history(entry)
     fig, ax = plt.subplots(figsize=(6, 3.2))
     x = list(range(1, len(rows) + 1))
-    metric, value = entry.score
-    key, ylabel, scale = CURVES[metric]
-    for column, style, label in ((key, "--", "train"), (f"val_{key}", "-", "validation")):
-        ax.plot(x, [scale * float(r[column]) for r in rows], style, label=label)
+    score = weights.score_of(entry)
+    for column, style, label in ((score.curve, "--", "train"), (f"val_{score.curve}", "-", "validation")):
+        ax.plot(x, [score.curve_scale * float(r[column]) for r in rows], style, label=label)
     stages = [r["stage"] for r in rows]
     if "pretrain" in stages and "train" in stages:
         boundary = stages.index("train") + 0.5
         ax.axvline(boundary, color="gray", lw=0.8)
         ax.annotate(" stage 2 (binary)", (boundary, ax.get_ylim()[0]), color="gray", va="bottom")
-    ax.set(xlabel="epoch", ylabel=ylabel,
-           title=f"{entry.model} on {entry.dataset} ({entry.tag}): {metric} {pct(value)} at the end")
+    ax.set(xlabel="epoch", ylabel=score.curve_label,
+           title=f"{entry.model} on {entry.dataset} ({entry.tag}): {score.name} {pct(getattr(entry, score.key))} at the end")
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper right" if metric == "mAP" else "lower right")
+    ax.legend(loc="upper right" if score.key == "map" else "lower right")
     return svg(fig)
 
 

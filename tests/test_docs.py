@@ -100,7 +100,7 @@ def test_suite_tables_are_the_suites_results(site, page_name, suite):
         assert "Not measured yet" in text and f"benchmarks/train_table.py {suite}" in text
         return
     for r in json.loads(path.read_text(encoding="utf-8"))["rows"]:
-        assert f"{r[r.get('metric', 'top1')]:.2%}" in row(text, re.escape(r["label"])), r["label"]
+        assert f"{r[weights.score_of(r).key]:.2%}" in row(text, re.escape(r["label"])), r["label"]
     assert "<!-- zoo:" not in text
 
 

@@ -221,7 +221,7 @@ def test_cli_trains_publishes_and_reloads_a_segmentation_model_on_scenes(tmp_pat
     model, data = load_run_or_model(str(out), None, None)
     result, headline = evaluate_model(model, data, limit=24)
     assert result["miou"] == pytest.approx(metrics["miou"], abs=1e-9)
-    assert headline.startswith(f"mean IoU {metrics['miou']:.2%}")
+    assert headline.startswith(f"mIoU {metrics['miou']:.2%}")
 
     # Published, it is re-evaluated on the run's test split and loads through its constructor.
     assert metrics["dataset_options"]["num_test"] == 24

@@ -45,6 +45,25 @@ def test_every_published_model_has_a_checkpoint_without_its_top():
     assert {(e.model, e.tag) for e in WITH_TOP} == {(e.model, e.tag) for e in PUBLISHED if not e.include_top}
 
 
+@pytest.mark.parametrize("record, key, text", [
+    ({"top1": 0.9159, "top5": 0.9994, "examples": 10}, "top1", "top-1 91.59%, top-5 99.94%"),
+    ({"miou": 0.5, "pixel_accuracy": 0.875}, "miou", "mIoU 50.00%, pixel accuracy 87.50%"),
+    ({"map": 0.25, "map50": 0.5, "map75": 0.125}, "map", "mAP 25.00%, mAP@.5 50.00%, mAP@.75 12.50%"),
+])
+def test_every_record_has_one_score_named_the_same_everywhere(record, key, text):
+    score = index.score_of(record)
+    assert (score.key, score.text(record)) == (key, text)
+    entry = index.Entry(model="M", tag="t", include_top=True, input_shape=(1, 1, 1), num_classes=2,
+                        sha256="0", **{k: v for k, v in record.items() if k in index.METRICS})
+    assert index.score_of(entry) is score and entry.score == (score.name, record[key])
+    assert set(index.METRICS) <= set(index.Entry.__dataclass_fields__)
+
+
+def test_a_checkpoint_without_its_top_is_scored_by_top1():
+    entry = index.Entry(model="M", tag="t", include_top=False, input_shape=(1, 1, 1), num_classes=2, sha256="0")
+    assert entry.score == ("top-1", None)
+
+
 @pytest.mark.parametrize("entry", WITH_TOP, ids=entry_id)
 def test_published_checkpoint_reaches_its_top1_on_a_1000_image_slice(entry):
     model = zoo.get_model_spec(entry.model).constructor(weights=entry.tag)

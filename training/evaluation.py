@@ -101,17 +101,17 @@ def evaluate_model(model: tf.keras.Model, dataset: Dataset, batch_size: int = 25
     """`evaluate` for a classifier, `evaluate_segmentation` for a model of per-pixel
     outputs, `evaluate_detection` for a detector; returns (the result, its headline such as "top-1 91.59%, top-5 99.94%")."""
     from zoo.models.groupnet_fcos import LevelScale
+    from zoo.weights import score_of
 
     if any(isinstance(layer, LevelScale) for layer in model.layers):
         from zoo.training.detection import evaluate_detection
 
         result = evaluate_detection(model, dataset, min(batch_size, 32), limit)
-        return result, f"mAP {result['map']:.2%}, mAP@.5 {result['map50']:.2%}, mAP@.75 {result['map75']:.2%}"
-    if len(model.output_shape) == 4:
+    elif len(model.output_shape) == 4:
         result = evaluate_segmentation(model, dataset, min(batch_size, 32), limit)
-        return result, f"mean IoU {result['miou']:.2%}, pixel accuracy {result['pixel_accuracy']:.2%}"
-    result = evaluate(model, dataset, batch_size, limit)
-    return result, f"top-1 {result['top1']:.2%}, top-5 {result['top5']:.2%}"
+    else:
+        result = evaluate(model, dataset, batch_size, limit)
+    return result, score_of(result).text(result)
 
 
 def make_dataset(name: str, options: Optional[dict] = None) -> Dataset:

@@ -19,11 +19,6 @@ from zoo.models.base import options_from_json
 from zoo.training.evaluation import evaluate_model, make_dataset
 from zoo.training.experiments import save_atomically
 
-# The test metrics an index entry keeps (those the evaluation of its kind of model gives).
-METRICS = ("top1", "top5", "miou", "pixel_accuracy", "map", "map50", "map75")
-# The metric of each kind of model a published checkpoint must reproduce.
-HEADLINE = {"top-1": "top1", "mIoU": "miou", "mAP": "map"}
-
 # Re-evaluated accuracy may differ from the run's record by this much (float noise of
 # a different batch size); more means the checkpoint does not reproduce the run.
 REPRODUCE_TOLERANCE = 0.001
@@ -119,7 +114,7 @@ def publish(
     model = factory.build()
     model.load_weights(str(Path(run_dir) / "model.weights.h5"))
     result, _ = evaluate_model(model, dataset)
-    metric = next(k for k in ("miou", "map", "top1") if k in result)
+    metric = index.score_of(result).key  # the headline a published checkpoint must reproduce
     if abs(result[metric] - run[metric]) > REPRODUCE_TOLERANCE:
         raise ValueError(
             f"{spec.name} rebuilt from {run_dir} scores {metric} {result[metric]:.4f} on the test "
@@ -146,7 +141,7 @@ def publish(
     for keras_model, include_top in ((model, True), (features, False)):
         name = f"{spec.name}-{tag}{'' if include_top else '-notop'}.weights.h5"
         save_atomically(keras_model, folder / name, weights_only=True)
-        accuracy = {k: result[k] for k in METRICS if k in result} if include_top else {}
+        accuracy = {k: result[k] for k in index.METRICS if k in result} if include_top else {}
         if include_top:
             accuracy["test_examples"] = result["examples"]
         location = dict(url=f"{url_base.rstrip('/')}/{name}") if url_base else dict(file=name)
@@ -182,10 +177,10 @@ def evaluate_published(models=(), limit: Optional[int] = None) -> List[dict]:
         spec = registry.get(entry.model)
         model = spec.constructor(weights=entry.tag)
         result, _ = evaluate_model(model, make_dataset(entry.dataset), limit=limit)
-        metric, value = entry.score
+        score = index.score_of(entry)
         rows.append(dict(
-            model=entry.model, tag=entry.tag, metric=metric, index_value=value,
-            value=result[HEADLINE[metric]],
+            model=entry.model, tag=entry.tag, metric=score.name, index_value=getattr(entry, score.key),
+            value=result[score.key],
             examples=result["examples"], ops=entry.cost.get("ops"), memory_mbit=entry.cost.get("memory_mbit"),
         ))
     return rows

@@ -181,32 +181,6 @@ class GroupedQuantConv2D(lq.layers.QuantConv2D):
         return self.activation(outputs) if self.activation is not None else outputs
 
 
-def grouped_binary_conv(
-    x: tf.Tensor,
-    filters: int,
-    kernel_size: int,
-    strides: int,
-    num_bases: int,
-    name: str,
-    quantizers: dict,
-    dilations: Optional[Sequence[int]] = None,
-) -> tf.Tensor:
-    """The K bases' binary convolutions as one grouped QuantConv2D (`GroupedQuantConv2D`),
-    applied to `x` (see `grouped_binary_conv_layer`).
-
-    Arguments:
-        x: branch streams, (batch, height, width, num_bases * channels).
-        filters, kernel_size, strides, num_bases, name, quantizers, dilations: as
-            `grouped_binary_conv_layer`.
-
-    Returns:
-        The branch streams, (batch, height', width', num_bases * filters).
-    """
-    layer = grouped_binary_conv_layer(x.shape[-1], filters, kernel_size, strides, num_bases, name,
-                                      quantizers, dilations)
-    return layer(x)
-
-
 def grouped_binary_conv_layer(
     channels: int,
     filters: int,
@@ -265,7 +239,7 @@ def groupnet_conv_unit(
     """BN_k(ReLU(BinaryConv(sign(x_k)))) for every base k, Group-Net's order
     conv -> ReLU -> BN (layers `{name}_conv`, `{name}_relu`, `{name}_bn`); base k's
     convolution dilated by `dilations[k]` when given."""
-    x = grouped_binary_conv(x, filters, kernel_size, strides, num_bases, name, quantizers, dilations)
+    x = grouped_binary_conv_layer(x.shape[-1], filters, kernel_size, strides, num_bases, name, quantizers, dilations)(x)
     x = tf.keras.layers.ReLU(name=f"{name}_relu")(x)
     return batch_norm(f"{name}_bn")(x)
 
@@ -278,7 +252,7 @@ def groupnet_shortcut(
     (layers `{name}_conv`, `{name}_bn`)."""
     if strides == 1 and x.shape[-1] == num_bases * filters:
         return x
-    x = grouped_binary_conv(x, filters, 1, strides, num_bases, name, quantizers)
+    x = grouped_binary_conv_layer(x.shape[-1], filters, 1, strides, num_bases, name, quantizers)(x)
     return batch_norm(f"{name}_bn")(x)
 
 

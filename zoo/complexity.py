@@ -147,11 +147,16 @@ class Complexity:
 
 def iter_layers(model: tf.keras.Model) -> Iterator[tf.keras.layers.Layer]:
     """Every layer of `model`, the layers of nested models in their place."""
+    return (layer for _, layer in _owned_layers(model))
+
+
+def _owned_layers(model: tf.keras.Model) -> Iterator[Tuple[tf.keras.Model, tf.keras.layers.Layer]]:
+    """(the model that calls it, layer) for every layer of `model`, nested ones included."""
     for layer in model.layers:
         if isinstance(layer, tf.keras.Model):
-            yield from iter_layers(layer)
+            yield from _owned_layers(layer)
         else:
-            yield layer
+            yield model, layer
 
 
 def _kind(layer: tf.keras.layers.Layer, bops: int, flops: int) -> str:
@@ -230,12 +235,4 @@ def complexity(model: tf.keras.Model) -> Complexity:
         A `Complexity` record: `.bops`, `.flops`, `.ops`, `.binary_params`,
         `.float_params`, `.params`, `.memory_mbit`, `.memory_mb` and `.layers`.
     """
-    return Complexity(tuple(_model_layer_costs(model)))
-
-
-def _model_layer_costs(model: tf.keras.Model) -> Iterator[LayerCost]:
-    for layer in model.layers:
-        if isinstance(layer, tf.keras.Model):
-            yield from _model_layer_costs(layer)
-        else:
-            yield layer_cost(layer, *_calls(model, layer))
+    return Complexity(tuple(layer_cost(layer, *_calls(owner, layer)) for owner, layer in _owned_layers(model)))

@@ -22,9 +22,60 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple, Union
 
 SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class Score:
+    """The metrics of a kind of model, headline first, as every record keeps them: the
+    evaluation's result, a run's metrics.json, an index `Entry`, a benchmark row.
+
+    Arguments:
+        key: the headline's key ("top1", "miou", "map").
+        name: its name in text ("top-1").
+        seconds: ((key, name), ...) of the further metrics, the second score first.
+        curve: the Keras history column of its training curve.
+        curve_label: that curve's axis label.
+        curve_scale: the factor from the history value to the label's unit.
+    """
+
+    key: str
+    name: str
+    seconds: Tuple[Tuple[str, str], ...]
+    curve: str
+    curve_label: str
+    curve_scale: float = 100.0
+
+    @property
+    def second(self) -> Tuple[str, str]:
+        """(key, name) of the second score."""
+        return self.seconds[0]
+
+    def text(self, record: Union[Mapping, "Entry"]) -> str:
+        """The scores of `record` in words: "top-1 91.59%, top-5 99.94%"."""
+        return ", ".join(f"{name} {_get(record, key):.2%}" for key, name in ((self.key, self.name), *self.seconds))
+
+
+# Segmentation, detection, classification: a record's score is the first whose headline it has.
+SCORES = (
+    Score("miou", "mIoU", (("pixel_accuracy", "pixel accuracy"),), "miou", "mean IoU (%)"),
+    Score("map", "mAP", (("map50", "mAP@.5"), ("map75", "mAP@.75")), "loss", "FCOS loss", 1.0),
+    Score("top1", "top-1", (("top5", "top-5"),), "accuracy", "top-1 accuracy (%)"),
+)
+# Every test metric a record may keep.
+METRICS = tuple(key for s in SCORES for key in (s.key, *dict(s.seconds)))
+
+
+def _get(record: Union[Mapping, "Entry"], key: str):
+    return record.get(key) if isinstance(record, Mapping) else getattr(record, key, None)
+
+
+def score_of(record: Union[Mapping, "Entry"]) -> Score:
+    """The `Score` of a record (a dict such as an evaluation's result, or an `Entry`):
+    mIoU for segmentation, mAP for detection, else top-1 (also for a no-top entry)."""
+    return next((s for s in SCORES[:-1] if _get(record, s.key) is not None), SCORES[-1])
 
 
 class WeightsError(ValueError):
@@ -116,11 +167,8 @@ class Entry:
     def score(self) -> Tuple[str, Optional[float]]:
         """The checkpoint's headline metric: ("mIoU", miou) for segmentation, ("mAP", map)
         for detection, else ("top-1", top1)."""
-        if self.miou is not None:
-            return "mIoU", self.miou
-        if self.map is not None:
-            return "mAP", self.map
-        return "top-1", self.top1
+        score = score_of(self)
+        return score.name, getattr(self, score.key)
 
     @classmethod
     def from_json(cls, record: dict) -> "Entry":

@@ -48,7 +48,7 @@ import tensorflow as tf
 from zookeeper import Field, factory
 
 from zoo import registry, weights as weights_index
-from zoo.blocks import AggregateBranches, RepeatBranches, grouped_binary_conv
+from zoo.blocks import AggregateBranches, RepeatBranches, grouped_binary_conv_layer
 from zoo.models.base import ModelFactory, batch_norm, options_from_json
 from zoo.models.groupnet import PAPER, GroupNetFactory, groupnet_constructor
 from zoo.registry import Reported, register_family
@@ -204,9 +204,9 @@ class GroupNetDeepLabFactory(GroupNetDenseFactory):
         """K binary convolutions of sign(Y) at one rate, averaged, then BN."""
         k = self.num_bases
         x = RepeatBranches(k, name=f"{name}_inputs")(x)
-        x = grouped_binary_conv(x, filters, kernel_size, 1, k, name, self.backbone_factory().quantizers(),
-                                dilations=(rate,) * k)
-        x = AggregateBranches(k, "mean", name=f"{name}_mean")(x)
+        conv = grouped_binary_conv_layer(x.shape[-1], filters, kernel_size, 1, k, name,
+                                         self.backbone_factory().quantizers(), dilations=(rate,) * k)
+        x = AggregateBranches(k, "mean", name=f"{name}_mean")(conv(x))
         return batch_norm(f"{name}_bn")(x)
 
     def head(self, x: tf.Tensor, num_classes: int) -> tf.Tensor:
