@@ -8,7 +8,7 @@ table is read from their metrics.json and written to benchmarks/results/<suite>.
     .venv/bin/python benchmarks/train_table.py irnet_ablation --epochs 5
     .venv/bin/python benchmarks/train_table.py groupnet_bases --epochs 2
     .venv/bin/python benchmarks/train_table.py groupnet_dense --dataset FashionMNISTScenes \
-        --epochs 8 --batch-size 32
+        --epochs 4 --batch-size 32
 
 Suites:
     irnet_ablation   IRNetResNet20 with and without Libra-PB and EDE (IR-Net, Table 1 style)

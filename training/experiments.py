@@ -68,7 +68,7 @@ from zoo.training.datasets import (
     Segmentation,
 )
 from zoo.training.evaluation import batches, dataset_options, evaluate, evaluate_segmentation
-from zoo.weights import atomic_write_bytes
+from zoo.weights import atomic_write_bytes, score_of
 
 
 @component
@@ -521,7 +521,7 @@ class TrainTask:
         model = self.train_stage(strategy, "model", self.optimizer, self.epochs, out, init)
         metrics = self.metrics_record(model, out)
         write_json(out / "metrics.json", metrics)
-        print(f"Test {self.result_text(metrics)} on {metrics['test_examples']:,} {metrics['dataset']} "
+        print(f"Test {score_of(metrics).text(metrics)} on {metrics['test_examples']:,} {metrics['dataset']} "
               f"test images; written to {out}")
         return metrics
 
@@ -536,11 +536,6 @@ class TrainTask:
         """
         result = evaluate(model, self.dataset, self.batch_size)
         return {"top1": result["top1"], "top5": result["top5"], "test_examples": result["examples"]}
-
-    @staticmethod
-    def result_text(metrics: dict) -> str:
-        """The headline of `test_metrics`' result, e.g. "top-1 91.59% (top-5 99.94%)"."""
-        return f"top-1 {metrics['top1']:.2%} (top-5 {metrics['top5']:.2%})"
 
     @staticmethod
     def predicted_classes(model: tf.keras.Model) -> int:
@@ -906,10 +901,6 @@ class TrainSegmentation(TrainTask):
         return {"miou": result["miou"], "pixel_accuracy": result["pixel_accuracy"],
                 "class_iou": result["class_iou"], "test_examples": result["examples"]}
 
-    @staticmethod
-    def result_text(metrics: dict) -> str:
-        return f"mean IoU {metrics['miou']:.2%} (pixel accuracy {metrics['pixel_accuracy']:.2%})"
-
 
 # The small variant for the 96x96 scenes: the ResNet-20 layout with a stride-2 stem,
 # its last stage dilated with BPAC (output stride 4, 24x24 features).
@@ -988,7 +979,3 @@ class TrainGroupNetFCOS(TrainTask):
         """COCO mAP@[.5:.95], mAP@.5 and mAP@.75 on the whole test split (fractions)."""
         result = evaluate_detection(model, self.dataset, self.batch_size)
         return {k: result[k] for k in ("map", "map50", "map75")} | {"test_examples": result["examples"]}
-
-    @staticmethod
-    def result_text(metrics: dict) -> str:
-        return f"mAP {metrics['map']:.2%} (mAP@.5 {metrics['map50']:.2%}, mAP@.75 {metrics['map75']:.2%})"

@@ -40,9 +40,11 @@ def list_command(cost: bool) -> None:
     published = {}
     for e in weights.entries():
         if e.include_top:
-            published.setdefault(e.model, []).append(f"{e.tag} {_fmt(e.top1 and 100 * e.top1)}")
+            name, value = e.score
+            published.setdefault(e.model, []).append(
+                f"{e.tag} {'' if name == 'top-1' else name + ' '}{_fmt(value and 100 * value)}")
     w = max(len(spec.name) for spec in specs)
-    head = f"{'model':<{w}} {'family':<12} {'input':<13} {'paper (top-1 / top-5)':<28} {'weights (top-1)':<16}"
+    head = f"{'model':<{w}} {'family':<12} {'input':<13} {'paper (top-1 / top-5)':<28} {'weights (score %)':<16}"
     if cost:
         head += f" {'BOPs':>9} {'FLOPs':>9} {'OPs':>9} {'Mbit':>7}"
     click.echo(head)
@@ -208,11 +210,12 @@ def build_cli() -> click.Group:
     def _weights_publish(run_dir, tag, url_base, out_dir, index):
         """Re-evaluate a finished run and add its checkpoints to the index."""
         from zoo.training.publish import publish
+        from zoo.weights import score_of
 
         for e in publish(run_dir, tag, url_base, out_dir, index):
             click.echo(f"published {e.model} weights=\"{e.tag}\" include_top={e.include_top}: "
                        f"{e.file or e.url} ({e.size / 1e6:.2f} MB, sha256 {e.sha256[:12]}...)"
-                       + (f", top-1 {e.top1:.2%}" if e.top1 is not None else ""))
+                       + (f", {score_of(e).text(e)}" if e.include_top else ""))
 
     @_weights.command("evaluate")
     @click.argument("models", nargs=-1)
