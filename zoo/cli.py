@@ -118,15 +118,17 @@ def weights_list_command() -> None:
     from zoo import weights
 
     click.echo(f"index: {weights.index_path()}")
-    head = (f"{'model':<17} {'tag':<23} {'top':<5} {'input':<9} {'score (%)':>12} {'epochs':>6} "
+    entries = weights.entries()
+    t = max([len("tag"), *(len(e.tag) for e in entries)])
+    head = (f"{'model':<17} {'tag':<{t}} {'top':<5} {'input':<9} {'score (%)':>12} {'epochs':>6} "
             f"{'MB':>5}  command")
     click.echo(head + "\n" + "-" * len(head))
-    for e in weights.entries():
+    for e in entries:
         shape = "x".join(map(str, e.input_shape))
         epochs = f"{e.pretrain_epochs}+{e.epochs}" if e.pretrain_epochs else _fmt(e.epochs, "d")
         metric, value = e.score
         score = f"{metric} {100 * value:.2f}" if value is not None else "-"
-        click.echo(f"{e.model:<17} {e.tag:<23} {'yes' if e.include_top else 'no':<5} {shape:<9} "
+        click.echo(f"{e.model:<17} {e.tag:<{t}} {'yes' if e.include_top else 'no':<5} {shape:<9} "
                    f"{score:>12} {epochs:>6} {e.size / 1e6:>5.1f}  {e.command}")
 
 
@@ -135,11 +137,12 @@ def weights_evaluate_command(models, limit: Optional[int]) -> None:
     from zoo.training.publish import evaluate_published
 
     rows = evaluate_published(models, limit)
-    head = (f"{'model':<17} {'tag':<23} {'index':>7} {'now':>7} {'images':>7} "
+    t = max([len("tag"), *(len(r["tag"]) for r in rows)])
+    head = (f"{'model':<17} {'tag':<{t}} {'index':>7} {'now':>7} {'images':>7} "
             f"{'OPs':>9} {'memory Mbit':>11}  metric")
     click.echo(head + "\n" + "-" * len(head))
     for r in rows:
-        click.echo(f"{r['model']:<17} {r['tag']:<23} {100 * r['index_value']:>6.2f}% {100 * r['value']:>6.2f}% "
+        click.echo(f"{r['model']:<17} {r['tag']:<{t}} {100 * r['index_value']:>6.2f}% {100 * r['value']:>6.2f}% "
                    f"{r['examples']:>7,} {r['ops']:>9.3g} {r['memory_mbit']:>11.3f}  {r['metric']}")
     if not rows:
         click.echo("(no published checkpoint)")
