@@ -18,7 +18,7 @@ install: $(STAMP)
 $(STAMP): setup.py constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[cpu,test,docs]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[cpu,openvino,test,docs]"
 	touch $@
 
 # The four Fashion-MNIST IDX files (Debian package dataset-fashion-mnist, or ZOO_DATA_DIR).
@@ -38,6 +38,7 @@ docs: install
 bench: install data
 	$(BIN)/python benchmarks/train_throughput.py
 	$(BIN)/python benchmarks/inference_latency.py
+	$(BIN)/python benchmarks/export_parity.py
 	$(BIN)/python benchmarks/groupnet_speed.py
 	$(BIN)/python benchmarks/accuracy_cost.py
 

@@ -37,6 +37,9 @@ setup(
     extras_require={
         "cpu": [f"tensorflow-cpu=={TENSORFLOW}"],
         "gpu": [f"tensorflow=={TENSORFLOW}"],
+        # OpenVINO export (`zoo export --format openvino`, `zoo.deploy` of an .xml): x86's
+        # binary kernels. Optional: without it only that format is refused, in one line.
+        "openvino": ["openvino"],
         "test": ["pytest", "pytest-xdist", "playwright"],  # playwright drives Debian's chromium
         # The docs site (`make docs`): mkdocs-material, API pages from docstrings,
         # figures drawn with matplotlib, math rendered to MathML at build time.

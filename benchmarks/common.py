@@ -77,6 +77,12 @@ def machine() -> dict:
     import larq
     import larq_compute_engine
 
+    try:
+        from zoo.openvino_ir import openvino
+
+        openvino_version = openvino().get_version().split("-")[0]
+    except ImportError:
+        openvino_version = None
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
@@ -85,6 +91,7 @@ def machine() -> dict:
         "tensorflow": tf.__version__,
         "larq": larq.__version__,
         "larq_compute_engine": larq_compute_engine.__version__,
+        "openvino": openvino_version,
         "date": date.today().isoformat(),
     }
 

@@ -1,25 +1,35 @@
-"""Inference latency per model: Keras, float TFLite and Larq Compute Engine, side by side.
+"""Inference latency per runtime: Keras, float TFLite, LCE and OpenVINO, side by side.
 
-For every registered model (or `--models`), at its default input and batch 1, in one
-run and interleaved (see common.py): Keras (`tf.function`, TensorFlow's own threads),
-the plain TensorFlow Lite conversion (float weights, quantizers as float ops) and the
-Larq Compute Engine conversion (`LceBconv2d`), the two TFLite files with 1 and 2
-interpreter threads. Each row also gives the model's multiply-accumulates per second
-(BOPs + FLOPs over the latency).
+For Bi-Real-18 at 224 and one model of every family at its default input (or
+`--models`), at batch 1, in one run and interleaved (see common.py): Keras
+(`tf.function`, TensorFlow's own threads), then with 1 and 2 threads each, every
+file run through `zoo.deploy`:
 
-A kernel table measures the machine's side of it: one 3x3 convolution (256 -> 256
-channels, 14x14, batch 1) as an LCE binary convolution and as a float TFLite
-convolution, in multiply-accumulates per second, beside a float32 matrix product
-(NumPy's BLAS, all cores): how far the binary kernel is from what the float units do.
+- float TFLite: the plain TensorFlow Lite conversion (float weights, quantizers as
+  float ops), XNNPACK;
+- LCE: the Larq Compute Engine conversion (`LceBconv2d`);
+- OpenVINO float twin, f32 and bf16: the same network with every binary convolution
+  a float convolution of its real input (no signs), OpenVINO's float baseline;
+- OpenVINO binary, f32 and bf16 float part: every binary convolution a
+  `BinaryConvolution` (`zoo export --format openvino`).
+
+bf16 rows are left out on a CPU where OpenVINO cannot run bf16. For the binary
+OpenVINO model, OpenVINO's per-node performance counters give the share of time in
+binary ops (`BinaryConvolution` and the binarizing `FakeQuantize`) against the float
+part. A kernel table measures one 3x3 convolution (256 -> 256 channels, 14x14) as
+an LCE and an OpenVINO binary convolution and as a float TFLite convolution, beside a
+float32 matrix product (NumPy's BLAS, all cores).
 
     .venv/bin/python benchmarks/inference_latency.py
-    .venv/bin/python benchmarks/inference_latency.py --models BiRealNet20 IRNetResNet20 --steps 3 --rounds 2
+    .venv/bin/python benchmarks/inference_latency.py --models BiRealNet20 --steps 3 --rounds 2
 
 Prints the tables and writes benchmarks/results/inference_latency.json.
 """
 import argparse
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -29,40 +39,55 @@ import larq as lq  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 THREADS = (1, 2)
+MODELS = ("BiRealNet18", "IRNetResNet18", "GroupNetResNet18", "GroupNetFCN")
+FLOAT_TFLITE, LCE, OV_FLOAT, OV_BINARY = "float TFLite", "LCE", "OpenVINO float twin", "OpenVINO binary"
 
 
-def tflite_runner(flatbuffer: bytes, x: np.ndarray, threads: int, lce: bool):
-    """A call that runs the file once on `x` (set input, invoke, read output)."""
-    if lce:
-        from larq_compute_engine.tflite.python.interpreter import Interpreter
+def precisions() -> tuple:
+    from zoo import openvino_ir
 
-        interpreter = Interpreter(flatbuffer, num_threads=threads)
-        return lambda: interpreter.predict(x)
-    interpreter = tf.lite.Interpreter(model_content=flatbuffer, num_threads=threads)
-    interpreter.allocate_tensors()
-    inp, out = interpreter.get_input_details()[0]["index"], interpreter.get_output_details()[0]["index"]
-
-    def run():
-        interpreter.set_tensor(inp, x)
-        interpreter.invoke()
-        return interpreter.get_tensor(out)
-
-    return run
+    try:
+        openvino_ir.resolve_precision("bf16")
+        return ("f32", "bf16")
+    except ValueError:
+        return ("f32",)
 
 
-def contenders(model: tf.keras.Model, x: np.ndarray, files: dict) -> dict:
-    """Label -> call, for Keras and the TFLite files (label -> (bytes, is LCE)) at each thread count."""
+def files(model: tf.keras.Model, folder: Path) -> dict:
+    """Runtime -> the file it runs, written for `model` in `folder`."""
+    from zoo import openvino_ir, tflite
+
+    paths = {FLOAT_TFLITE: folder / "float.tflite", LCE: folder / "lce.tflite",
+             OV_FLOAT: folder / "float.xml", OV_BINARY: folder / "binary.xml"}
+    paths[FLOAT_TFLITE].write_bytes(tflite.convert_float(model))
+    paths[LCE].write_bytes(tflite.convert(model))
+    openvino_ir.save(openvino_ir.convert(model, binary=False), paths[OV_FLOAT])
+    openvino_ir.save(openvino_ir.convert(model), paths[OV_BINARY])
+    return paths
+
+
+def contenders(model: tf.keras.Model, x: np.ndarray, paths: dict) -> dict:
+    """Label -> call: Keras, and every file at each thread count (and OpenVINO precision)."""
+    import zoo
+
     keras = tf.function(lambda v: model(v, training=False))
-    runs = {"Keras": lambda: keras(x).numpy()}
-    for label, (flatbuffer, lce) in files.items():
-        for threads in THREADS:
-            runs[f"{label}, {threads} thread{'s' * (threads > 1)}"] = tflite_runner(flatbuffer, x, threads, lce)
+    runs = {"Keras": lambda: keras(x)}
+    for runtime, path in paths.items():
+        for precision in precisions() if path.suffix == ".xml" else (None,):
+            for threads in THREADS:
+                deployed = zoo.deploy(path, threads, precision or "auto")
+                runs[label(runtime, precision, threads)] = lambda run=deployed.run: run(x)
     return runs
+
+
+def label(runtime: str, precision, threads: int) -> str:
+    return f"{runtime}{f' {precision}' if precision else ''}, {threads} thread{'s' * (threads > 1)}"
 
 
 def model_rows(names, args) -> list:
     import zoo
-    from zoo import tflite
+    from zoo import openvino_ir, tflite
+    from zoo.complexity import binary_convolutions
 
     rows = []
     for name in names:
@@ -71,24 +96,36 @@ def model_rows(names, args) -> list:
         model = spec.build()
         cost = zoo.complexity(model)
         x = np.random.default_rng(0).uniform(0, 255, (1, *spec.default_input_shape)).astype("float32")
-        lce = tflite.convert(model)
-        files = {"float TFLite": (tflite.convert_float(model), False), "LCE": (lce, True)}
-        times = interleaved(contenders(model, x, files), args.warmup, args.steps, args.rounds)
+        with tempfile.TemporaryDirectory() as folder:
+            paths = files(model, Path(folder))
+            binary = openvino_ir.read(paths[OV_BINARY])
+            converted = {
+                "binary_convolutions": sum(n for _, n in binary_convolutions(model)),
+                "lce_bconv2d": tflite.op_counts(paths[LCE].read_bytes())["LceBconv2d"],
+                "binary_convolution_ops": openvino_ir.op_counts(binary)[openvino_ir.BINARY_OP],
+                "fallbacks": sorted(set(tflite.fallbacks(model, paths[LCE].read_bytes()))
+                                    | set(openvino_ir.fallbacks(model, binary))),
+            }
+            shares = {p: openvino_ir.time_shares(openvino_ir.compile_model(paths[OV_BINARY], 1, p, profile=True), x)
+                      for p in precisions()}
+            times = interleaved(contenders(model, x, paths), args.warmup, args.steps, args.rounds)
         macs = cost.bops + cost.flops
-        converted = {"lce_bconv2d": tflite.op_counts(lce)["LceBconv2d"], "fallbacks": list(tflite.fallbacks(model, lce))}
-        for label, seconds in times.items():
+        for runtime, seconds in times.items():
             latency = median(seconds)
-            rows.append({"model": name, "input": "x".join(map(str, spec.default_input_shape)), "runtime": label,
+            rows.append({"model": name, "input": "x".join(map(str, spec.default_input_shape)), "runtime": runtime,
                          "ms": 1e3 * latency, "bops": cost.bops, "flops": cost.flops,
-                         "gmacs_per_second": macs / latency / 1e9, **converted})
+                         "gmacs_per_second": macs / latency / 1e9, **converted,
+                         **({"binary_time_share": shares[runtime.split()[2].rstrip(",")]["binary"]}
+                            if runtime.startswith(OV_BINARY) and runtime.endswith(" 1 thread") else {})})
         print(f"{name}: " + ", ".join(f"{r['runtime']} {r['ms']:.1f} ms" for r in rows if r["model"] == name), flush=True)
         tf.keras.backend.clear_session()
     return rows
 
 
 def kernel_rows(args) -> list:
-    """One 3x3 conv as an LCE binary conv and as a float conv; a float32 GEMM."""
-    from zoo import tflite
+    """One 3x3 conv as an LCE and an OpenVINO binary conv and as a float conv; a float32 GEMM."""
+    import zoo
+    from zoo import openvino_ir, tflite
 
     size, channels = 14, 256
     inputs = tf.keras.Input((size, size, channels))
@@ -99,17 +136,23 @@ def kernel_rows(args) -> list:
     macs = size * size * 9 * channels * channels
     x = np.random.default_rng(0).normal(size=(1, size, size, channels)).astype("float32")
     runs = {}
-    for threads in THREADS:
-        runs[f"binary 3x3 conv (LCE LceBconv2d), {threads} thread(s)"] = tflite_runner(tflite.convert(binary), x, threads, True)
-        runs[f"float 3x3 conv (TFLite CONV_2D), {threads} thread(s)"] = tflite_runner(tflite.convert_float(real), x, threads, False)
-    n = 1024
-    a, b = np.ones((n, n), np.float32), np.ones((n, n), np.float32)
-    runs["float32 GEMM 1024x1024 (NumPy BLAS, all cores)"] = lambda: a @ b
-    times = interleaved(runs, args.warmup, args.steps * 4, args.rounds)
+    with tempfile.TemporaryDirectory() as folder:
+        xml = Path(folder) / "binary.xml"
+        openvino_ir.save(openvino_ir.convert(binary), xml)
+        for threads in THREADS:
+            kernels = {"binary 3x3 conv (LCE LceBconv2d)": tflite.convert(binary),
+                       "binary 3x3 conv (OpenVINO BinaryConvolution)": xml,
+                       "float 3x3 conv (TFLite CONV_2D)": tflite.convert_float(real)}
+            for kernel, source in kernels.items():
+                runs[f"{kernel}, {threads} thread(s)"] = lambda run=zoo.deploy(source, threads, "f32").run: run(x)
+        n = 1024
+        a, b = np.ones((n, n), np.float32), np.ones((n, n), np.float32)
+        runs["float32 GEMM 1024x1024 (NumPy BLAS, all cores)"] = lambda: a @ b
+        times = interleaved(runs, args.warmup, args.steps * 4, args.rounds)
     rows = []
-    for label, seconds in times.items():
-        work = n ** 3 if "GEMM" in label else macs
-        rows.append({"kernel": label, "macs": work, "us": 1e6 * median(seconds),
+    for kernel, seconds in times.items():
+        work = n ** 3 if "GEMM" in kernel else macs
+        rows.append({"kernel": kernel, "macs": work, "us": 1e6 * median(seconds),
                      "gmacs_per_second": work / median(seconds) / 1e9})
     return rows
 
@@ -118,7 +161,7 @@ def main() -> int:
     import zoo
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="*", default=[s.name for s in zoo.list_models()])
+    parser.add_argument("--models", nargs="*", default=list(MODELS))
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5, help="timed runs per contender and round")
     parser.add_argument("--rounds", type=int, default=3)
@@ -139,32 +182,73 @@ def main() -> int:
     return 0
 
 
+def fastest(runs: dict, prefix: str, threads: int):
+    """The fastest row of a runtime (over its precisions) at a thread count."""
+    suffix = label("", None, threads)
+    return min((r for k, r in runs.items() if k.startswith(prefix) and k.endswith(suffix)), key=lambda r: r["ms"])
+
+
 def render(result: dict) -> str:
-    """One row per model (latency of each runtime, LCE against float TFLite); the kernels."""
+    """Per model: latency of each runtime at 1 and 2 threads, OpenVINO binary against the
+    float runtimes, the share of time in binary ops; then the kernels."""
     by_model = {}
     for r in result["models"]:
         by_model.setdefault((r["model"], r["input"]), {})[r["runtime"]] = r
-    runtimes = list(next(iter(by_model.values())))
-    rows = []
+    runtimes = list(dict.fromkeys(k.rsplit(",", 1)[0] for runs in by_model.values() for k in runs))
+    rows, summary = [], []
     for (model, shape), runs in by_model.items():
-        speedups = [runs[f"float TFLite, {t}"]["ms"] / runs[f"LCE, {t}"]["ms"] for t in ("1 thread", "2 threads")]
-        lce = runs["LCE, 1 thread"]
-        converted = f"{lce['lce_bconv2d']}, fell back: {', '.join(lce['fallbacks']) or 'none'}" if "fallbacks" in lce else "-"
-        rows.append([model, shape, converted, *(f"{runs[k]['ms']:.1f}" for k in runtimes),
-                     " / ".join(f"{x:.2f}x" for x in speedups),
-                     f"{runs['LCE, 2 threads']['gmacs_per_second']:.1f}",
-                     f"{runs['float TFLite, 2 threads']['gmacs_per_second']:.1f}"])
+        for runtime in runtimes:
+            cells = [runs.get(k) for k in (runtime, *(f"{runtime}{label('', None, t)}" for t in THREADS))]
+            share = next((c["binary_time_share"] for c in cells if c and "binary_time_share" in c), None)
+            rows.append([model, shape, runtime, *(f"{c['ms']:.1f}" if c else "" for c in cells),
+                         f"{share:.0%}" if share is not None else ""])
+        first = runs["Keras"]
+        for threads in THREADS:
+            binary = fastest(runs, OV_BINARY, threads)
+            float_ov, lite = fastest(runs, OV_FLOAT, threads), fastest(runs, FLOAT_TFLITE, threads)
+            summary.append([model, shape, threads, f"{binary['runtime'].split(',')[0]}: {binary['ms']:.2f} ms",
+                            f"{lite['ms'] / binary['ms']:.1f}x", f"{float_ov['ms'] / binary['ms']:.2f}x",
+                            f"{fastest(runs, LCE, threads)['ms'] / binary['ms']:.1f}x",
+                            f"{first['binary_convolution_ops']} / {first['lce_bconv2d']} of "
+                            f"{first['binary_convolutions']}, fell back: {', '.join(first['fallbacks']) or 'none'}"])
     kernels = [[k["kernel"], f"{k['macs']:.3g}", f"{k['us']:.0f}", f"{k['gmacs_per_second']:.2f}"]
                for k in result["kernels"]]
     return "\n".join([
-        "Latency in ms at batch 1; LCE's speed-up over float TFLite with 1 / 2 threads (below 1x: "
-        "slower); GMAC/s are the model's BOPs + FLOPs over the 2-thread latency.",
+        "Latency in ms at batch 1 (Keras uses TensorFlow's own threads); binary ops' share: of "
+        "OpenVINO's per-node time, 1 thread, in `BinaryConvolution` and its binarizing `FakeQuantize`.",
         "",
-        table(["model", "input", "LceBconv2d", *(f"{k} (ms)" for k in runtimes), "LCE speed-up", "GMAC/s LCE",
-               "GMAC/s float TFLite"], rows),
+        table(["model", "input", "runtime", "Keras", *(f"{t} thread{'s' * (t > 1)} (ms)" for t in THREADS),
+               "binary ops' share"], rows),
+        "",
+        "OpenVINO binary (its faster float-part precision) against float TFLite, against the fastest "
+        "OpenVINO float twin (f32 or bf16) and against LCE; and the binary convolutions converted "
+        "(BinaryConvolution / LceBconv2d of the model's).",
+        "",
+        table(["model", "input", "threads", "OpenVINO binary", "vs float TFLite", "vs OpenVINO float",
+               "vs LCE", "converted"], summary),
         "",
         table(["kernel", "MACs", "us", "GMAC/s"], kernels),
     ])
+
+
+def figure(result: dict, plt):
+    """Latency per runtime, one group of bars per model, 1 thread (log scale)."""
+    by_model = {}
+    for r in result["models"]:
+        if r["runtime"] == "Keras" or r["runtime"].endswith(" 1 thread"):
+            by_model.setdefault(r["model"], {})[r["runtime"].replace(", 1 thread", "")] = r["ms"]
+    runtimes = list(dict.fromkeys(k for runs in by_model.values() for k in runs))
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    width = 0.8 / len(runtimes)
+    for i, runtime in enumerate(runtimes):
+        ax.bar([m + i * width for m in range(len(by_model))], [runs.get(runtime, 0) for runs in by_model.values()],
+               width, label=runtime)
+    ax.set_xticks([m + 0.4 - width / 2 for m in range(len(by_model))], list(by_model))
+    ax.set_yscale("log")
+    ax.set(ylabel="ms at batch 1, 1 thread (log)", title="Inference latency per runtime (Keras: TensorFlow's threads)")
+    ax.grid(alpha=0.3, axis="y", which="both")
+    ax.legend(fontsize=7, ncol=2)
+    return fig
 
 
 if __name__ == "__main__":

@@ -357,10 +357,12 @@ def bench_section(name: str) -> str:
     script, common = importlib.import_module(name), importlib.import_module("common")
     result = common.read_result(name)
     m = result["machine"]
+    openvino = f", OpenVINO {m['openvino']}" if m.get("openvino") else ""
     return "\n".join([
         script.render(result), "",
+        *([svg(script.figure(result, pyplot())), ""] if hasattr(script, "figure") else []),
         f"Measured on {m['date']} on {m['cpu']} ({m['cores']} cores, {m['system']}), TensorFlow "
-        f"{m['tensorflow']}, larq {m['larq']}, Larq Compute Engine {m['larq_compute_engine']}, by "
+        f"{m['tensorflow']}, larq {m['larq']}, Larq Compute Engine {m['larq_compute_engine']}{openvino}, by "
         f"`{result['command']}`.", "",
     ])
 

@@ -10,7 +10,7 @@ import zoo
 from helpers import randomize_batch_norm
 from zoo import tflite
 from zoo.cli import main
-from zoo.complexity import complexity
+from zoo.complexity import binary_convolutions, complexity
 from zoo.quantizers import GroupNetWeightSign
 from zoo.training.evaluation import sample_images
 
@@ -32,7 +32,7 @@ def test_export_converts_every_binary_convolution_and_matches_keras(build, count
     randomize_batch_norm(model)
     images = None if count is None else sample_images((28, 28, 1), count)[0]
     report = zoo.export(model, tmp_path / "model.tflite", images)
-    expected = sum(n for _, n in tflite.binary_convolutions(model))
+    expected = sum(n for _, n in binary_convolutions(model))
     assert report.fallbacks == () and report.ops["LceBconv2d"] == report.binary_convolutions == expected
     assert report.ops["CONV_2D"] == full_precision_convolutions(model)
     assert report.ops["LceDequantize"] == 0
@@ -46,7 +46,7 @@ def test_export_converts_every_binary_convolution_and_matches_keras(build, count
 
 def test_group_net_k3_has_three_lce_bconv2d_per_binary_layer():
     model = zoo.GroupNetResNet20(input_shape=(28, 28, 1), num_bases=3)
-    layers = tflite.binary_convolutions(model)
+    layers = binary_convolutions(model)
     assert len(layers) == 20 and {n for _, n in layers} == {3}  # 18 3x3 convs, 2 downsamplings
 
 

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 import zoo
 from helpers import randomize_batch_norm
-from zoo import tflite
+from zoo.complexity import binary_convolutions
 from zoo.blocks import GroupedQuantConv2D
 from zoo.models.groupnet import GroupNetResNet18Factory, bpac_rates
 
@@ -146,7 +146,7 @@ def test_deeplab_exports_every_binary_convolution_to_lce(tmp_path):
     model = zoo.GroupNetDeepLab(**SCENES, num_bases=2, aspp_rates=(4, 8, 12))
     randomize_batch_norm(model)
     report = zoo.export(model, tmp_path / "deeplab.tflite", images(SCENES["input_shape"], 4))
-    expected = sum(n for _, n in tflite.binary_convolutions(model))
+    expected = sum(n for _, n in binary_convolutions(model))
     assert expected == 2 * (18 + 2 + 5)  # K x (18 3x3 convs, 2 downsamplings, 5 ASPP branches)
     assert report.fallbacks == () and report.ops["LceBconv2d"] == expected
     assert report.max_abs_diff < 1e-4 and report.top1_agreement == 1.0

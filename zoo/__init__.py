@@ -2,7 +2,8 @@
 
 Public API: the model constructors (keras.applications style, keyword-only), the
 registry (`list_models`, `get_model_spec`), `complexity`, `export` (Larq Compute
-Engine, checked against Keras), and ImageNet helpers
+Engine or OpenVINO, checked against Keras), `deploy` (run an exported file), and
+ImageNet helpers
 (`preprocess_input`, `decode_predictions`).
 """
 import os
@@ -12,6 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 from zoo import quantizers  # noqa: E402,F401  (registers the quantizers with Larq)
 from zoo.complexity import Complexity, complexity
+from zoo.deployment import deploy, export
 from zoo.models.bireal import BiRealNet18, BiRealNet20, BiRealNet20FP, BiRealNet34, BiRealNet50
 from zoo.models.groupnet import GroupNetResNet18, GroupNetResNet20, GroupNetResNet34, GroupNetResNet50
 from zoo.models.groupnet_dense import GroupNetDeepLab, GroupNetFCN
@@ -20,7 +22,6 @@ from zoo.models.irnet import IRNetResNet18, IRNetResNet20, IRNetResNet34, IRNetV
 from zoo.preprocessing import decode_predictions, preprocess_input
 from zoo.registry import ModelSpec, UnknownModelError, list_models
 from zoo.registry import get as get_model_spec
-from zoo.tflite import export
 
 __version__ = "0.1.0"
 
@@ -46,6 +47,7 @@ __all__ = [
     "UnknownModelError",
     "complexity",
     "decode_predictions",
+    "deploy",
     "export",
     "get_model_spec",
     "list_models",

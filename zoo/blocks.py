@@ -341,7 +341,9 @@ def _split_bases(x: tf.Tensor, num_bases: int):
 
 
 def _repeat_bases(x: tf.Tensor, num_bases: int) -> tf.Tensor:
-    return tf.tile(x, [1, 1, 1, num_bases]) if num_bases > 1 else x
+    # A concatenation, not tf.tile: OpenVINO 2026.4's transpose sinking mis-permutes a
+    # Tile's repeats when it moves an NHWC-to-NCHW transpose through it.
+    return tf.concat([x] * num_bases, axis=-1) if num_bases > 1 else x
 
 
 @tf.keras.utils.register_keras_serializable(package="zoo")

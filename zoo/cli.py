@@ -87,20 +87,23 @@ def evaluate_command(target: str, weights, dataset: Optional[str], batch_size: i
     )
 
 
-def export_command(model: str, weights, out: str, input_shape, num_classes, num_images: int, threads: int) -> None:
-    """Convert MODEL with Larq Compute Engine, write OUT and print the checks."""
-    from zoo import registry, tflite
+def export_command(model: str, weights, out: str, input_shape, num_classes, num_images: int, threads: int,
+                   format: str, precision: str) -> None:
+    """Convert MODEL (Larq Compute Engine or OpenVINO), write OUT and print the checks."""
+    from zoo import registry
+    from zoo.deployment import export
     from zoo.training.evaluation import sample_images
 
     spec = registry.get(model)
-    # A detector is exported without its decoding: non-maximum suppression is no TFLite builtin.
+    # A detector is exported without its decoding: non-maximum suppression is neither a
+    # TFLite builtin nor converted by OpenVINO's TensorFlow frontend.
     raw = {"decode": False} if spec.kind == "detection" else {}
     built = spec.build(weights=weights, input_shape=input_shape, num_classes=num_classes, **raw)
     if raw:
         click.echo(f"{spec.name}: exporting the raw predictions (decode=False); decode them with "
                    "zoo.models.groupnet_fcos.FCOSDecode.")
     images, source = sample_images(built.input_shape[1:], num_images)
-    report = tflite.export(built, out, images, threads)
+    report = export(built, out, images, format, threads, precision)
     click.echo(f"{spec.name} ({f'weights={weights}' if weights else 'random weights'}), input "
                f"{'x'.join(map(str, built.input_shape[1:]))}; parity on {source}")
     click.echo(report.summary())
@@ -185,15 +188,19 @@ def build_cli() -> click.Group:
     @cli.command("export")
     @click.argument("model")
     @click.option("--weights", default=None, help="A published tag or a weights file (default: random).")
-    @click.option("--out", required=True, help="The .tflite file to write.")
+    @click.option("--out", required=True, help="The file to write: .tflite (lce) or .xml (openvino, with its .bin).")
+    @click.option("--format", "format_", default="lce", show_default=True, type=click.Choice(["lce", "openvino"]),
+                  help="Larq Compute Engine (64-bit ARM) or OpenVINO (x86, BinaryConvolution).")
+    @click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "f32", "bf16"]),
+                  help="OpenVINO's float part in the check (auto: bf16 on a CPU with AMX, else f32).")
     @click.option("--input-shape", default=None, help="e.g. 28,28,1 (default: the checkpoint's or the model's).")
     @click.option("--num-classes", default=None, type=int)
     @click.option("--images", "num_images", default=100, type=int, show_default=True,
                   help="Fashion-MNIST test images to compare the outputs on.")
-    @click.option("--threads", default=1, type=int, show_default=True, help="Interpreter threads.")
-    def _export(model, weights, out, input_shape, num_classes, num_images, threads):
-        """Convert MODEL with Larq Compute Engine and check the file against Keras."""
-        export_command(model, weights, out, _shape(input_shape), num_classes, num_images, threads)
+    @click.option("--threads", default=1, type=int, show_default=True, help="Inference threads.")
+    def _export(model, weights, out, format_, precision, input_shape, num_classes, num_images, threads):
+        """Convert MODEL (Larq Compute Engine or OpenVINO) and check the file against Keras."""
+        export_command(model, weights, out, _shape(input_shape), num_classes, num_images, threads, format_, precision)
 
     @cli.group("weights")
     def _weights():
@@ -265,7 +272,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except click.ClickException as e:
         e.show()
         return e.exit_code
-    except (ValueError, TypeError, FileNotFoundError, KeyError) as e:
+    except (ValueError, TypeError, FileNotFoundError, KeyError, ImportError) as e:
         if os.environ.get("ZOO_DEBUG"):
             raise
         click.secho(f"zoo: error: {explain(e)}", err=True, fg="red")

@@ -14,7 +14,7 @@ kernel elements times output pixels, at the precision of the layer's input and k
 quantizers, so grouped convolutions are counted per group.
 """
 from dataclasses import dataclass
-from typing import Iterator, Tuple
+from typing import Iterator, List, Tuple
 
 import larq as lq
 import tensorflow as tf
@@ -157,6 +157,23 @@ def _owned_layers(model: tf.keras.Model) -> Iterator[Tuple[tf.keras.Model, tf.ke
             yield from _owned_layers(layer)
         else:
             yield model, layer
+
+
+def binary_layers(model: tf.keras.Model) -> Iterator[Tuple[tf.keras.layers.Layer, int]]:
+    """(layer, how many times the model calls it) of every layer with binary MACs,
+    nested models searched; a layer shared by several calls (the detector's head)
+    counts as binary as `complexity` counts it, over all its calls."""
+    for owner, layer in _owned_layers(model):
+        calls = _calls(owner, layer)
+        if layer_cost(layer, *calls).bops:
+            yield layer, calls[0]
+
+
+def binary_convolutions(model: tf.keras.Model) -> List[Tuple[str, int]]:
+    """(layer name, number of binary convolution ops it should become in an exported
+    file) of each binary layer: one per group (a Group-Net fused convolution has one per
+    base) and per call (the detector's head is shared by the pyramid levels)."""
+    return [(layer.name, getattr(layer, "groups", 1) * calls) for layer, calls in binary_layers(model)]
 
 
 def _kind(layer: tf.keras.layers.Layer, bops: int, flops: int) -> str:

@@ -1,7 +1,7 @@
-"""Larq Compute Engine export: convert a model, check the result, run it.
+"""Larq Compute Engine export: convert a model and find what did not convert.
 
-`export(model, path, images)` (also `zoo.export` and `zoo export MODEL`) converts a
-model with Larq Compute Engine, writes the `.tflite` file atomically and checks it:
+`zoo.export(model, path, images)` (and `zoo export MODEL`) converts a model with Larq
+Compute Engine (`zoo.deployment`), writes the `.tflite` file atomically and checks it:
 
 - every binary convolution became an `LceBconv2d` (a Group-Net fused convolution
   becomes one per base); a binary layer that fell back to float ops is named;
@@ -15,17 +15,16 @@ binary (both quantizers 1-bit in the forward pass, a per-channel scale included)
 """
 import contextlib
 import os
+import re
 import sys
 import tempfile
 from collections import Counter
-from dataclasses import dataclass
-from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
 
-from zoo.complexity import iter_layers, layer_cost
+from zoo.complexity import binary_convolutions
 
 
 def convert(model: tf.keras.Model, target: str = "arm") -> bytes:
@@ -114,17 +113,10 @@ def op_counts(flatbuffer: bytes) -> Counter:
     return Counter(name for name, _, _ in _operators(flatbuffer))
 
 
-def binary_convolutions(model: tf.keras.Model) -> List[Tuple[str, int]]:
-    """(layer name, number of LceBconv2d it should become) of each binary convolution.
-
-    Arguments:
-        model: a Keras model (nested models are searched too).
-
-    Returns:
-        One pair per layer with binary multiply-accumulates; a grouped (Group-Net
-        fused) convolution becomes one `LceBconv2d` per group.
-    """
-    return [(layer.name, getattr(layer, "groups", 1)) for layer in iter_layers(model) if layer_cost(layer).bops]
+def _layer_of(scope: str, layers) -> Optional[str]:
+    """The layer a name scope belongs to: a shared layer's later calls have scopes with a
+    suffix (`cls_tower1_conv_1`)."""
+    return next((name for name in (scope, re.sub(r"_\d+$", "", scope)) if name in layers), None)
 
 
 def fallbacks(model: tf.keras.Model, flatbuffer: bytes) -> Tuple[str, ...]:
@@ -141,7 +133,7 @@ def fallbacks(model: tf.keras.Model, flatbuffer: bytes) -> Tuple[str, ...]:
 
     Returns:
         The names of the binary layers with fewer `LceBconv2d` ops than they should
-        have (one, or one per group); empty when every one converted.
+        have (one per group and call); empty when every one converted.
     """
     expected = dict(binary_convolutions(model))
     bconvs = [(inputs[0], outputs[0]) for name, inputs, outputs in _operators(flatbuffer) if name == "LceBconv2d"]
@@ -149,95 +141,8 @@ def fallbacks(model: tf.keras.Model, flatbuffer: bytes) -> Tuple[str, ...]:
     found = Counter()
     for source, result in bconvs:
         tensor = result if readers[source] > 1 else source
-        found.update(part for part in tensor.split("/")[:-1] if part in expected)
+        found.update(filter(None, (_layer_of(part, expected) for part in tensor.split("/")[:-1])))
     return tuple(name for name, n in expected.items() if found[name] < n)
-
-
-@dataclass(frozen=True)
-class ExportReport:
-    """What `export` wrote and found.
-
-    Arguments:
-        path: the `.tflite` file written.
-        size: its size in bytes.
-        float_size: the size in bytes of the plain TensorFlow Lite conversion.
-        ops: operator counts of the file (`op_counts`).
-        binary_convolutions: the `LceBconv2d` ops expected from the model's binary layers.
-        fallbacks: binary layers that did not become `LceBconv2d` (by layer name).
-        images: how many images the outputs were compared on.
-        max_abs_diff: the largest absolute difference between Keras' and the file's outputs.
-        top1_agreement: the fraction of images whose top class is the same in both.
-    """
-
-    path: Path
-    size: int
-    float_size: int
-    ops: Counter
-    binary_convolutions: int
-    fallbacks: Tuple[str, ...]
-    images: int
-    max_abs_diff: float
-    top1_agreement: float
-
-    def summary(self) -> str:
-        """A few lines for the command line."""
-        fallbacks = ", ".join(self.fallbacks) or "none"
-        return "\n".join([
-            f"wrote {self.path} ({self.size / 1e6:.3f} MB; the float TFLite model is "
-            f"{self.float_size / 1e6:.3f} MB, {self.float_size / self.size:.1f}x larger)",
-            f"LceBconv2d {self.ops['LceBconv2d']} of {self.binary_convolutions} binary convolutions; "
-            f"fell back to float: {fallbacks}",
-            "ops: " + ", ".join(f"{name} {n}" for name, n in sorted(self.ops.items())),
-            f"parity on {self.images} images: max |TFLite - Keras| {self.max_abs_diff:.3g}, "
-            f"top-1 agreement {self.top1_agreement:.2%}",
-        ])
-
-
-def export(model: tf.keras.Model, path, images: Optional[np.ndarray] = None, num_threads: Optional[int] = 1) -> ExportReport:
-    """Converts `model` with Larq Compute Engine, writes it to `path` and checks it.
-
-    Arguments:
-        model: the Keras (Larq) model to export.
-        path: where to write the `.tflite` file (written atomically).
-        images: a batch of images as the model takes them (N, height, width, channels),
-            pixel values 0-255, on which the file's outputs are compared with Keras';
-            default: the first 100 Fashion-MNIST test images, fitted to the model's
-            input (`zoo.training.evaluation.sample_images`).
-        num_threads: threads of LCE's interpreter for the comparison.
-
-    Returns:
-        An `ExportReport`: sizes, op counts, binary layers that fell back to float,
-        and the output parity.
-
-    Raises:
-        ValueError: `images` is empty or does not fit the model's input.
-    """
-    from zoo.weights import atomic_write_bytes
-
-    if images is None:
-        from zoo.training.evaluation import sample_images
-
-        images, _ = sample_images(tuple(model.input_shape[1:]), 100)
-    images = np.asarray(images, dtype=np.float32)
-    if images.ndim != 4 or len(images) == 0 or tuple(images.shape[1:]) != tuple(model.input_shape[1:]):
-        raise ValueError(f"images must be a non-empty batch of shape (N, {', '.join(map(str, model.input_shape[1:]))}); "
-                         f"got {images.shape}.")
-    flatbuffer = convert(model)
-    path = Path(path)
-    atomic_write_bytes(path, flatbuffer)
-    keras = model.predict(images, batch_size=32, verbose=0)
-    lite = predict(flatbuffer, images, num_threads)
-    return ExportReport(
-        path=path,
-        size=len(flatbuffer),
-        float_size=len(convert_float(model)),
-        ops=op_counts(flatbuffer),
-        binary_convolutions=sum(n for _, n in binary_convolutions(model)),
-        fallbacks=fallbacks(model, flatbuffer),
-        images=len(images),
-        max_abs_diff=float(np.abs(lite - keras).max()),
-        top1_agreement=float((lite.argmax(-1) == keras.argmax(-1)).mean()),
-    )
 
 
 def predict(flatbuffer: bytes, images: np.ndarray, num_threads: Optional[int] = 1) -> np.ndarray:
@@ -253,7 +158,6 @@ def predict(flatbuffer: bytes, images: np.ndarray, num_threads: Optional[int] = 
         The outputs of a single-output model for the N images, concatenated along the
         first axis.
     """
-    from larq_compute_engine.tflite.python.interpreter import Interpreter
+    from zoo.deployment import deploy
 
-    interpreter = Interpreter(flatbuffer, num_threads=num_threads)
-    return np.concatenate([interpreter.predict(image[None].astype(np.float32)) for image in images])
+    return deploy(flatbuffer, num_threads)(images)

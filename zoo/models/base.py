@@ -128,14 +128,25 @@ class ModelFactory:
     def variant(self) -> dict:
         return {name: getattr(self, name) for name in self.variant_fields}
 
+    def _arguments(self, exclude) -> dict:
+        """The factory's plain settings (e.g. a detector's `decode`), but those in `exclude`."""
+        plain = (bool, int, float, str, tuple, type(None))
+        args = {}
+        for name in type(self).__component_fields__:
+            if name in exclude or name == "dataset":
+                continue
+            value = getattr(self, name)
+            if name in PUBLIC_FIELDS or isinstance(value, plain):
+                args[name] = value
+        return args
+
     def build(self) -> tf.keras.Model:
         path, entry, shape, num_classes = self._resolved()
         if entry is not None:
             mine = self.variant()
             different = {k: v for k, v in options_from_json(entry.options).items() if mine.get(k, v) != v}
             if different:  # the checkpoint's variant, with the caller's other arguments
-                args = {name: getattr(self, name) for name in PUBLIC_FIELDS}
-                return type(self)(**args, **different).build()
+                return type(self)(**self._arguments(exclude=different), **different).build()
             path = weights_index.fetch(entry)
         if self.input_tensor is not None:
             inputs = self.input_tensor
