@@ -39,10 +39,8 @@ def test_split(dataset: str, limit):
     data, _ = make_dataset(dataset).test()
     if limit:
         data = data.take(limit)
-    images, labels = [], []
-    for example in data.batch(1000):
-        images.append(tf.cast(example["image"], tf.float32).numpy())
-        labels.append(example["label"].numpy() if "label" in example else np.zeros(len(example["image"])))
+    data = data.map(lambda e: (tf.cast(e["image"], tf.float32), e.get("label", tf.constant(-1, tf.int64))))
+    images, labels = zip(*((x.numpy(), y.numpy()) for x, y in data.batch(1000)))
     return np.concatenate(images), np.concatenate(labels)
 
 
