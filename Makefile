@@ -15,7 +15,7 @@ PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 install: $(STAMP)
 
 # Idempotent: re-runs only when the venv is missing or the pinned stack changed.
-$(STAMP): setup.py constraints.txt
+$(STAMP): setup.py pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[cpu,openvino,test,docs]"
@@ -54,8 +54,10 @@ demo: install data
 	$(ZOO) evaluate $(DEMO_DIR)
 	$(ZOO) weights evaluate
 
-# tests/test_docs.py builds the docs site with --strict and opens it in chromium.
+# Lint first (ruff, configured in pyproject.toml), then the tests; tests/test_docs.py
+# builds the docs site with --strict and opens it in chromium.
 test: install data browser
+	$(BIN)/ruff check .
 	$(PYTEST) $(PYTEST_ARGS)
 
 # Everything but the few tests marked slow.

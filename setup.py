@@ -15,7 +15,8 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.11,<3.12",
-    packages=["zoo", "zoo.models", "zoo.training", "zoo.checkpoints"],
+    packages=["zoo", "zoo.blocks", "zoo.models", "zoo.training", "zoo.training.datasets", "zoo.training.recipes",
+              "zoo.checkpoints"],
     # The user's layout keeps training code and published weights at the top level of
     # the repository; they are installed inside the `zoo` package, never as top-level
     # `training` or `weights` modules.
@@ -32,7 +33,7 @@ setup(
         "dill",  # tensorflow-datasets' testing module (mock data) needs it
         "click",
         "numpy<2",
-        "pycocotools",  # detection mAP (zoo.training.dense_metrics)
+        "pycocotools",  # detection mAP (zoo.metrics)
     ],
     extras_require={
         "cpu": [f"tensorflow-cpu=={TENSORFLOW}"],
@@ -40,7 +41,7 @@ setup(
         # OpenVINO export (`zoo export --format openvino`, `zoo.deploy` of an .xml): x86's
         # binary kernels. Optional: without it only that format is refused, in one line.
         "openvino": ["openvino"],
-        "test": ["pytest", "pytest-xdist", "playwright"],  # playwright drives Debian's chromium
+        "test": ["pytest", "pytest-xdist", "playwright", "ruff"],  # playwright drives Debian's chromium
         # The docs site (`make docs`): mkdocs-material, API pages from docstrings,
         # figures drawn with matplotlib, math rendered to MathML at build time.
         "docs": ["mkdocs", "mkdocs-material", "mkdocstrings[python]", "matplotlib", "latex2mathml", "ruff"],

@@ -30,9 +30,9 @@ def main() -> int:
 
     points = [
         {"model": e.model, "tag": e.tag, "dataset": e.dataset, "input": "x".join(map(str, e.input_shape)),
-         "top1": e.top1, "ops": e.cost["ops"], "bops": e.cost["bops"], "flops": e.cost["flops"],
+         "top1": e.scores["top1"], "ops": e.cost["ops"], "bops": e.cost["bops"], "flops": e.cost["flops"],
          "memory_mbit": e.cost["memory_mbit"], "epochs": (e.pretrain_epochs or 0) + (e.epochs or 0)}
-        for e in weights.entries() if e.include_top and e.top1 is not None
+        for e in weights.entries() if e.include_top and "top1" in e.scores
     ]
     by_ops, by_memory = pareto(points, "ops"), pareto(points, "memory_mbit")
     for p in points:

@@ -24,10 +24,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from common import table, write_result
-
 import tensorflow as tf  # noqa: E402
+from common import table, write_result
 
 FORMATS = {"openvino": ".xml", "lce": ".tflite"}
 
@@ -53,8 +51,7 @@ def checkpoint_rows(args) -> list:
         if not entry.include_top or (args.models and entry.model not in args.models):
             continue
         spec = registry.get(entry.model)
-        raw = {"decode": False} if spec.kind == "detection" else {}
-        model = spec.constructor(weights=entry.tag, **raw)
+        model = spec.constructor(weights=entry.tag, **spec.kind.export_arguments)
         images, labels = test_split(entry.dataset, args.limit)
         keras = tf.nest.flatten(model.predict(images, batch_size=64, verbose=0))[0]
         classes = entry.num_classes
@@ -72,9 +69,9 @@ def checkpoint_rows(args) -> list:
                 "top1_agreement": float((top == keras[..., :classes].argmax(-1)).mean()),
                 "max_abs_diff": float(np.abs(outputs - keras).max()),
             }
-            if spec.kind == "classification":
-                row.update(accuracy=float((top == labels).mean()), keras_accuracy=float((keras.argmax(-1) == labels).mean()),
-                           index_accuracy=entry.top1)
+            if spec.kind.one_hot:  # class labels: accuracy too
+                row.update(accuracy=float((top == labels).mean()), index_accuracy=entry.scores["top1"],
+                           keras_accuracy=float((keras.argmax(-1) == labels).mean()))
             rows.append(row)
             print(f"{entry.model} {entry.tag} {format}: agreement {row['top1_agreement']:.4%}, "
                   f"max diff {row['max_abs_diff']:.3g}", flush=True)

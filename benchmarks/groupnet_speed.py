@@ -16,10 +16,8 @@ import statistics
 import sys
 
 import numpy as np
-
-from common import interleaved, median, table, train_step, write_result
-
 import tensorflow as tf  # noqa: E402
+from common import interleaved, median, table, train_step, write_result
 
 import zoo  # noqa: E402
 

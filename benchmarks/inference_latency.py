@@ -31,12 +31,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
-from common import interleaved, median, table, write_result
-
 import larq as lq  # noqa: E402
+import numpy as np
 import tensorflow as tf  # noqa: E402
+from common import interleaved, median, table, write_result
 
 THREADS = (1, 2)
 MODELS = ("BiRealNet18", "IRNetResNet18", "GroupNetResNet18", "GroupNetFCN")
@@ -117,7 +115,8 @@ def model_rows(names, args) -> list:
                          "gmacs_per_second": macs / latency / 1e9, **converted,
                          **({"binary_time_share": shares[runtime.split()[2].rstrip(",")]["binary"]}
                             if runtime.startswith(OV_BINARY) and runtime.endswith(" 1 thread") else {})})
-        print(f"{name}: " + ", ".join(f"{r['runtime']} {r['ms']:.1f} ms" for r in rows if r["model"] == name), flush=True)
+        times = (f"{r['runtime']} {r['ms']:.1f} ms" for r in rows if r["model"] == name)
+        print(f"{name}: " + ", ".join(times), flush=True)
         tf.keras.backend.clear_session()
     return rows
 

@@ -24,7 +24,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from zoo.weights import score_of
+from zoo import registry
 
 SUITES = {  # suite -> [(label, run folder, task, overrides)]
     "irnet_ablation": [
@@ -61,9 +61,8 @@ def run_suite(suite: str, dataset: str, epochs: int, batch_size: int, runs: Path
         print("$", " ".join(command[1:]), flush=True)
         subprocess.run(command, check=True)
         m = json.loads((out / "metrics.json").read_text())
-        score = score_of(m)
         rows.append({"label": label, "task": task, "overrides": overrides,
-                     **{k: m[k] for k in (score.key, score.second[0])},
+                     **{metric.key: m[metric.key] for metric in registry.get(m["model"]).kind.scores[:2]},
                      **{k: m[k] for k in ("model", "wall_time_seconds", "bops", "flops", "ops", "memory_mbit",
                                           "command", "git_commit")}})
     return {"suite": suite, "dataset": dataset, "epochs": epochs, "batch_size": batch_size,
@@ -80,10 +79,10 @@ def table(result: dict) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for r in result["rows"]:
-        score = score_of(r)
-        (second, second_name) = score.second
+        headline, second = registry.get(r["model"]).kind.scores[:2]
         lines.append(
-            f"| {r['label']} | {score.name} {r[score.key]:.2%} | {second_name} {r[second]:.2%} | {r['ops']:.3g} | "
+            f"| {r['label']} | {headline.name} {r[headline.key]:.2%} | {second.name} {r[second.key]:.2%} | "
+            f"{r['ops']:.3g} | "
             f"{r['memory_mbit']:.2f} | {r['wall_time_seconds'] / 60:.1f} min | `{r['command']}` |"
         )
     return "\n".join(lines)

@@ -17,10 +17,8 @@ import argparse
 import sys
 
 import numpy as np
-
-from common import interleaved, median, table, train_step, write_result
-
 import tensorflow as tf  # noqa: E402  (after common, which quiets TensorFlow's logging)
+from common import interleaved, median, table, train_step, write_result
 
 TARGET = 0.95  # ours / reference, images per second
 
@@ -30,7 +28,8 @@ def comparisons(args):
     import larq_zoo as lqz
 
     import zoo
-    from zoo.models.irnet import IRNetResNet20Factory
+
+    irnet20 = zoo.get_model_spec("IRNetResNet20").factory
 
     small = (28, 28, 1)
     return [
@@ -41,9 +40,9 @@ def comparisons(args):
                 input_shape=(args.image_size, args.image_size, 3), num_classes=1000), False),
         ], (args.image_size, args.image_size, 3), args.imagenet_batch, 1000),
         ("IR-Net ResNet-20 quantizers", [
-            ("ste_sign (larq), both", lambda: IRNetResNet20Factory(
+            ("ste_sign (larq), both", lambda: irnet20(
                 input_shape=small, num_classes=10, libra_pb=False, ede=False).build(), True),
-            ("EDE activations, sign weights", lambda: IRNetResNet20Factory(
+            ("EDE activations, sign weights", lambda: irnet20(
                 input_shape=small, num_classes=10, libra_pb=False, ede=True).build(), False),
             ("EDE + Libra-PB (IR-Net)", lambda: zoo.IRNetResNet20(input_shape=small, num_classes=10), False),
         ], small, args.small_batch, 10),

@@ -27,7 +27,7 @@ import latex2mathml.converter
 from mkdocs.structure.files import File
 
 import zoo
-from zoo import weights
+from zoo import kinds, weights
 
 MODELS_DIR = "models"
 FASHION_MNIST = "FashionMNIST"
@@ -48,7 +48,7 @@ def published(name: str, include_top: bool = True):
 
 def fashion_points():
     """Published Fashion-MNIST checkpoints with their classifier and a top-1."""
-    return [e for e in weights.entries() if e.include_top and e.dataset == FASHION_MNIST and e.top1]
+    return [e for e in weights.entries() if e.include_top and e.dataset == FASHION_MNIST and "top1" in e.scores]
 
 
 def paper_result(spec):
@@ -101,18 +101,18 @@ def table(head, rows) -> str:
 
 
 def tag_cell(entry) -> str:
-    metric, value = entry.score
-    return f"{entry.tag}: {pct(value)}" if metric == "top-1" else f"{entry.tag}: {metric} {pct(value)}"
+    headline = kinds.get(entry.kind).headline
+    name = "" if headline.key == "top1" else f"{headline.name} "
+    return f"{entry.tag}: {name}{pct(entry.scores[headline.key])}"
 
 
 def score_cells(entry) -> tuple:
     """(headline, second metric) of a checkpoint: top-1 and top-5 (numbers only), mIoU
     and pixel accuracy, or mAP@[.5:.95] and mAP@.5."""
-    score = weights.score_of(entry)
-    (key, name) = score.second
-    if score.key == "top1":
-        return pct(entry.top1), pct(entry.top5)
-    return f"{score.name} {pct(getattr(entry, score.key))}", f"{name} {pct(getattr(entry, key))}"
+    headline, second = kinds.get(entry.kind).scores[:2]
+    if headline.key == "top1":
+        return pct(entry.scores["top1"]), pct(entry.scores["top5"])
+    return tuple(f"{m.name} {pct(entry.scores[m.key])}" for m in (headline, second))
 
 
 # -- figures -----------------------------------------------------------------------------
@@ -153,18 +153,19 @@ def curve_svg(entry) -> str:
     rows = history(entry)
     fig, ax = plt.subplots(figsize=(6, 3.2))
     x = list(range(1, len(rows) + 1))
-    score = weights.score_of(entry)
-    for column, style, label in ((score.curve, "--", "train"), (f"val_{score.curve}", "-", "validation")):
-        ax.plot(x, [score.curve_scale * float(r[column]) for r in rows], style, label=label)
+    kind = kinds.get(entry.kind)
+    for column, style, label in ((kind.curve, "--", "train"), (f"val_{kind.curve}", "-", "validation")):
+        ax.plot(x, [kind.curve_scale * float(r[column]) for r in rows], style, label=label)
     stages = [r["stage"] for r in rows]
     if "pretrain" in stages and "train" in stages:
         boundary = stages.index("train") + 0.5
         ax.axvline(boundary, color="gray", lw=0.8)
         ax.annotate(" stage 2 (binary)", (boundary, ax.get_ylim()[0]), color="gray", va="bottom")
-    ax.set(xlabel="epoch", ylabel=score.curve_label,
-           title=f"{entry.model} on {entry.dataset} ({entry.tag}): {score.name} {pct(getattr(entry, score.key))} at the end")
+    ax.set(xlabel="epoch", ylabel=kind.curve_label,
+           title=f"{entry.model} on {entry.dataset} ({entry.tag}): {kind.headline.name} "
+                 f"{pct(entry.scores[kind.headline.key])} at the end")
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper right" if score.key == "map" else "lower right")
+    ax.legend(loc="upper right" if kind.curve == "loss" else "lower right")
     return svg(fig)
 
 
@@ -173,15 +174,15 @@ def pareto_svg(points) -> str:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     for e in points:
-        ax.scatter(e.cost["ops"], 100 * e.top1, zorder=3)
+        ax.scatter(e.cost["ops"], 100 * e.scores["top1"], zorder=3)
         label = e.model if e.tag == "fashion_mnist" else f"{e.model} ({e.tag})"
-        ax.annotate(label, (e.cost["ops"], 100 * e.top1), textcoords="offset points", xytext=(5, 4))
+        ax.annotate(label, (e.cost["ops"], 100 * e.scores["top1"]), textcoords="offset points", xytext=(5, 4))
     front, best = [], float("-inf")
     for e in sorted(points, key=lambda e: e.cost["ops"]):
-        if e.top1 > best:
+        if e.scores["top1"] > best:
             front.append(e)
-            best = e.top1
-    ax.step([e.cost["ops"] for e in front], [100 * e.top1 for e in front], where="post",
+            best = e.scores["top1"]
+    ax.step([e.cost["ops"] for e in front], [100 * e.scores["top1"] for e in front], where="post",
             color="gray", lw=0.8, label="Pareto front")
     ax.set_xscale("log")
     ax.set(xlabel="OPs (BOPs / 64 + FLOPs), 28x28x1 input", ylabel="top-1 on the 10,000 test images (%)",

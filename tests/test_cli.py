@@ -42,7 +42,8 @@ def test_summary_per_layer_for_a_small_input(capsys):
         (["summary", "BiRealNet20", "--input-shape", "28,28"], "(height, width, channels)"),
         (["summary", "BiRealNet18", "--weights", "imagenet"], 'weights="imagenet" is not published'),
         (["TrainBiRealNet20", "foo=1"], "Key 'foo' does not correspond to any field"),
-        (["TrainBiRealNet20", "dataset=Svhn"], "Datasets: FashionMNIST, Cifar10, ImageNet"),  # not Mnist: larq_zoo has one
+        # not Mnist: larq_zoo has one
+        (["TrainBiRealNet20", "dataset=Svhn"], "Datasets: Cifar10, CocoDetection, FashionMNIST"),
         (["TrainBiRealNet20", "epochs=abc"], "Field 'epochs'"),
         (["evaluate", "BiRealNet20"], "Pass --dataset"),
     ],

@@ -6,19 +6,21 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 from zookeeper import ComponentField, component, configure
-from zookeeper.tf import Dataset, Preprocessing
+from zookeeper.tf import Dataset
 
+from zoo import kinds
 from zoo.preprocessing import center_crop
 from zoo.training import datasets
 from zoo.training.datasets import (
+    DATASETS,
     Cifar10,
     CorruptDatasetError,
     DatasetNotFoundError,
     FashionMNIST,
-    ImageClassification,
     ImageNet,
     get_dataset,
 )
+from zoo.training.evaluation import make_dataset
 
 IDX_NAMES = (
     "train-images-idx3-ubyte",
@@ -83,7 +85,7 @@ def test_fashion_mnist_is_read_once_per_folder(fashion_mnist, monkeypatch):
     def fail(*args):
         raise AssertionError("the IDX files were read again")
 
-    monkeypatch.setattr(datasets, "read_idx", fail)
+    monkeypatch.setattr(datasets.fashion_mnist, "read_idx", fail)
     assert datasets.load_fashion_mnist(fashion_mnist.folder) is first
     assert configured(FashionMNIST()).test()[1] == 10_000
 
@@ -109,34 +111,12 @@ def test_fashion_mnist_preprocess(augment):
             np.testing.assert_array_equal(result, images)
 
 
-def test_image_classification_preprocessing_of_fashion_mnist(fashion_mnist):
-    preprocessing = configured(ImageClassification(dataset=FashionMNIST()))
-    assert preprocessing.input_shape == (28, 28, 1)
-    assert preprocessing.decoders is None
-    dataset = fashion_mnist.train()[0].map(
-        lambda data: preprocessing(data, training=True)
-    )
-    assert dataset.element_spec == (
-        tf.TensorSpec((28, 28, 1), tf.float32),
-        tf.TensorSpec((), tf.int64),
-    )
+def test_a_classifiers_pairs_of_fashion_mnist(fashion_mnist):
+    kind = kinds.get("classification")
+    dataset = fashion_mnist.train()[0].map(lambda data: kind.pair(fashion_mnist, data, True))
+    assert dataset.element_spec == (tf.TensorSpec((28, 28, 1), tf.float32), tf.TensorSpec((), tf.int64))
     image, label = next(iter(dataset))
     assert label.numpy() == next(iter(fashion_mnist.train()[0]))["label"].numpy()
-
-
-def test_image_classification_gets_the_dataset_of_its_parent():
-    @component
-    class Task:
-        dataset: Dataset = ComponentField()
-        preprocessing: Preprocessing = ComponentField(ImageClassification)
-
-    task = configured(Task(dataset=ImageNet()))
-    assert task.preprocessing.dataset is task.dataset
-    assert task.preprocessing.input_shape == (224, 224, 3)
-    assert isinstance(task.preprocessing.decoders["image"], tfds.decode.SkipDecoding)
-
-
-# --- Missing or corrupted Fashion-MNIST ---
 
 
 def test_missing_fashion_mnist(tmp_path):
@@ -160,7 +140,7 @@ def test_zoo_data_dir_is_where_fashion_mnist_is_looked_for(tmp_path, monkeypatch
 def fashion_mnist_copy(fashion_mnist, tmp_path) -> Path:
     """A folder linking to the real (gzipped) IDX files."""
     for name in IDX_NAMES:
-        source = datasets._find_idx_file(fashion_mnist.folder, name)
+        source = datasets.fashion_mnist._find_idx_file(fashion_mnist.folder, name)
         (tmp_path / source.name).symlink_to(source)
     return tmp_path
 
@@ -354,5 +334,21 @@ def test_get_dataset():
     assert get_dataset("FashionMNIST") is FashionMNIST
     assert get_dataset("cifar10") is Cifar10
     assert get_dataset("ImageNet") is ImageNet
-    with pytest.raises(ValueError, match="FashionMNIST, Cifar10, ImageNet"):
+    with pytest.raises(ValueError, match="Cifar10, CocoDetection, FashionMNIST, FashionMNISTScenes, ImageNet"):
         get_dataset("MNIST")
+
+
+def test_registry_has_the_dense_datasets():
+    assert {"FashionMNISTScenes", "VocSegmentation", "CocoDetection"} <= set(DATASETS)
+
+
+@pytest.mark.parametrize("name", list(DATASETS))
+def test_every_registered_name_resolves(name):
+    # As `zoo TrainX dataset=<name>` does: zookeeper matches the value to a class name.
+    @component
+    class Task:
+        dataset: Dataset = ComponentField()
+
+    assert type(configured(Task(), dataset=name).dataset) is DATASETS[name]
+    # As `zoo evaluate --dataset <name>` and a run's run.json do.
+    assert type(make_dataset(name)) is DATASETS[name]

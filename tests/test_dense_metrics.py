@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from zoo.training import scenes
-from zoo.training.datasets import fashion_mnist_folder, load_fashion_mnist
-from zoo.training.dense_metrics import ConfusionMatrix, detection_map
+from zoo.metrics import ConfusionMatrix, detection_map
+from zoo.training.datasets import fashion_mnist_folder, load_fashion_mnist, scenes
 
 # --- Mean IoU ---
 

@@ -5,9 +5,9 @@ import larq as lq
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import randomize_batch_norm
 
 import zoo
-from helpers import randomize_batch_norm
 from zoo import tflite
 from zoo.cli import main
 from zoo.complexity import binary_convolutions, complexity

@@ -5,12 +5,12 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import randomize_batch_norm
 
 import zoo
-from helpers import randomize_batch_norm
 from zoo import tflite
+from zoo.models.fcos import FCOSLoss, fcos_targets, giou_loss
 from zoo.models.groupnet_fcos import FCOSDecode, level_geometry
-from zoo.training.detection import FCOSLoss, fcos_targets, giou_loss
 
 SCENES = dict(input_shape=(96, 96, 1), num_classes=10, backbone="GroupNetResNet20",
               backbone_options={"stem_strides": 2}, fpn_stages=(2, 3), extra_levels=1, fpn_channels=16,
@@ -67,7 +67,7 @@ def test_giou_and_focal_terms_of_the_loss():
 
 def test_decoding_scores_boxes_threshold_and_nms():
     decode = FCOSDecode((16, 16), (8,), num_classes=2, score_threshold=0.3, iou_threshold=0.5, max_detections=5)
-    locations = level_geometry((16, 16), (8,))[0]  # (4,4), (4,12), (12,4), (12,12)
+    # The locations: (4,4), (4,12), (12,4), (12,12).
     raw = np.full((1, 4, 7), -10.0, np.float32)
     raw[0, :, 2:6] = 2.0  # every location: a 4x4 box around itself
     raw[0, 0, [1, 6]] = [3.0, 3.0]  # class 1, strong
@@ -101,8 +101,8 @@ def test_fpn_and_towers_are_k_base_binary_and_the_head_is_shared_by_the_levels()
     assert cost["fpn_lateral2_conv"].bops == 2 * 32 * 16 * 24 * 24  # stage 2: 32 channels at stride 4
     for name in ("stem_conv", "cls_logits", "box_pred", "centerness"):
         assert cost[name].kind == "full precision"
-    kinds = {l.kind for l in cost.values() if l.name.startswith(("fpn_", "cls_tower", "box_tower")) and l.bops + l.flops}
-    assert kinds == {"binary"}
+    head = [l for l in cost.values() if l.name.startswith(("fpn_", "cls_tower", "box_tower")) and l.bops + l.flops]
+    assert {l.kind for l in head} == {"binary"}
     decoded = zoo.GroupNetFCOS(**SCENES, num_bases=2)
     assert [w.shape for w in decoded.weights] == [w.shape for w in model.weights]
     out = decoded(np.zeros((2, 96, 96, 1), np.float32))
@@ -138,7 +138,7 @@ def test_cli_trains_publishes_and_reloads_a_detector_on_scenes(tmp_path, capsys,
     assert 0 <= metrics["map"] <= metrics["map50"] <= 1 and metrics["options"]["fpn_channels"] == 16
     assert main(["weights", "publish", str(out), "--tag", "scenes_test"]) == 0
     top = entries()[0]
-    assert top.score == ("mAP", pytest.approx(metrics["map"], abs=1e-3)) and top.miou is None
+    assert top.scores["map"] == pytest.approx(metrics["map"], abs=1e-3) and top.kind == "detection"
     x = np.random.default_rng(0).uniform(0, 255, (2, 96, 96, 1)).astype("float32")
     raw = tf.keras.models.load_model(str(out / "model.h5"), compile=False)(x, training=False)
     detector = zoo.GroupNetFCOS(weights="scenes_test")

@@ -127,15 +127,6 @@ def test_imagenet_weights_fail_clearly_until_published():
     assert "zoo TrainBiRealNet18" in str(info.value)
 
 
-def test_whole_model_h5_round_trip(tmp_path):
-    model = zoo.BiRealNet20(input_shape=(28, 28, 1))
-    x = np.random.default_rng(1).uniform(0, 255, (3, 28, 28, 1)).astype("float32")
-    path = tmp_path / "model.h5"
-    model.save(path)
-    loaded = tf.keras.models.load_model(path)
-    np.testing.assert_allclose(loaded(x, training=False), model(x, training=False), atol=1e-6)
-
-
 def test_weights_file_round_trip(tmp_path):
     model = zoo.BiRealNet20(input_shape=(28, 28, 1))
     path = tmp_path / "w.weights.h5"

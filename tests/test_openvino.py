@@ -8,12 +8,12 @@ import larq as lq
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import randomize_batch_norm
 
 import zoo
-from helpers import randomize_batch_norm
 from zoo import openvino_ir, tflite, weights
-from zoo.complexity import binary_convolutions
 from zoo.cli import main
+from zoo.complexity import binary_convolutions
 from zoo.training.evaluation import sample_images
 
 
@@ -39,7 +39,8 @@ def test_a_binary_convolution_equals_larqs_at_sign_ties_and_borders(options):
     outputs = quant_conv(40, name="binary", **options)(x)
     model = tf.keras.Model(inputs, outputs)
     tf.keras.utils.set_random_seed(1)
-    model.get_layer("binary").set_weights([np.random.normal(size=w.shape) for w in model.get_layer("binary").get_weights()])
+    binary = model.get_layer("binary")
+    binary.set_weights([np.random.normal(size=w.shape) for w in binary.get_weights()])
     x = np.random.default_rng(0).normal(size=(4, 9, 9, 24)).astype("float32")
     ov_model = openvino_ir.convert(model)
     assert openvino_ir.op_counts(ov_model)[openvino_ir.BINARY_OP] == 1 and openvino_ir.fallbacks(model, ov_model) == ()
@@ -59,7 +60,8 @@ def test_a_binary_layer_reading_the_input_directly_converts_and_runs():
 def test_the_float_twin_is_the_network_without_signs():
     inputs = tf.keras.Input((8, 8, 16))
     binary = tf.keras.Model(inputs, quant_conv(32, pad_values=1.0)(tf.keras.layers.BatchNormalization()(inputs)))
-    plain = tf.keras.Model(inputs, lq.layers.QuantConv2D(32, 3, padding="same", use_bias=False)(binary.layers[1].output))
+    plain_conv = lq.layers.QuantConv2D(32, 3, padding="same", use_bias=False)
+    plain = tf.keras.Model(inputs, plain_conv(binary.layers[1].output))
     plain.layers[-1].set_weights(binary.layers[-1].get_weights())
     twin = openvino_ir.convert(binary, binary=False)
     ops = openvino_ir.op_counts(twin)
@@ -178,7 +180,7 @@ PUBLISHED = [e for e in weights.entries() if e.include_top]
 def test_every_published_checkpoint_exports_and_agrees_with_keras(entry, tmp_path):
     # benchmarks/export_parity.py measures the same over the whole test split.
     spec = zoo.get_model_spec(entry.model)
-    model = spec.constructor(weights=entry.tag, **({"decode": False} if spec.kind == "detection" else {}))
+    model = spec.constructor(weights=entry.tag, **spec.kind.export_arguments)
     images = sample_images(tuple(model.input_shape[1:]), 100)[0]
     report = zoo.export(model, tmp_path / "model.xml", images, format="openvino", precision="f32")
     assert report.fallbacks == () and report.ops["BinaryConvolution"] == report.binary_convolutions

@@ -3,10 +3,10 @@ import larq as lq
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import value_and_grad
 
 import zoo
-from helpers import value_and_grad
-from zoo.quantizers import Clip, LeakyClip
+from zoo.quantizers import Clip, EDESign, GroupNetWeightSign, LeakyClip, LibraPBSign, Tanh
 
 
 def _binary_conv(model):
@@ -68,12 +68,14 @@ def test_leaky_clip_forward_and_gradient():
     np.testing.assert_allclose(grad, [0.1, 1, 1, 0.1], rtol=1e-6)
 
 
-@pytest.mark.parametrize("name, cls", [("clip", Clip), ("leaky_clip", LeakyClip)])
-def test_quantizers_are_registered_and_serializable(name, cls):
+@pytest.mark.parametrize("name, cls, precision", [
+    ("clip", Clip, 32), ("leaky_clip", LeakyClip, 32), ("tanh", Tanh, 32), ("ede_sign", EDESign, 1),
+    ("libra_pb_sign", LibraPBSign, 1), ("groupnet_weight_sign", GroupNetWeightSign, 1),
+])
+def test_every_quantizer_is_registered_and_serializable(name, cls, precision):
     quantizer = lq.quantizers.get(name)
-    assert isinstance(quantizer, cls) and quantizer.precision == 32
-    again = lq.quantizers.deserialize(lq.quantizers.serialize(quantizer))
-    assert isinstance(again, cls)
-    layer = lq.layers.QuantConv2D(2, 3, input_quantizer=name)
+    assert isinstance(quantizer, cls) and quantizer.precision == precision
+    assert isinstance(lq.quantizers.deserialize(lq.quantizers.serialize(quantizer)), cls)
+    layer = lq.layers.QuantConv2D(2, 3, input_quantizer=name, kernel_quantizer=name)
     clone = lq.layers.QuantConv2D.from_config(layer.get_config())
-    assert isinstance(clone.input_quantizer, cls)
+    assert isinstance(clone.input_quantizer, cls) and isinstance(clone.kernel_quantizer, cls)

@@ -6,13 +6,13 @@ import pytest
 import tensorflow as tf
 from zookeeper import configure
 
-from zoo.training import scenes
 from zoo.training.datasets import (
     DatasetNotFoundError,
     FashionMNISTScenes,
     fashion_mnist_folder,
     get_dataset,
     load_fashion_mnist,
+    scenes,
 )
 
 NUM_SCENES = 300

@@ -12,7 +12,7 @@ from zookeeper import configure
 
 from zoo.cli import main
 from zoo.quantizers import Clip
-from zoo.training.experiments import TrainBiRealNet20
+from zoo.training.recipes import TrainBiRealNet20
 
 QUICK = dict(steps_per_epoch=4, validation_steps=2, batch_size=16, progress_bar=False)
 
@@ -151,7 +151,7 @@ def test_imagenet_task_on_mock_data(tmp_path, monkeypatch):
 
 def test_resumed_irnet_run_continues_the_ede_schedule(tmp_path):
     from zoo.quantizers import ede_t_k
-    from zoo.training.experiments import TrainIRNetResNet20
+    from zoo.training.recipes import TrainIRNetResNet20
 
     with pytest.raises(Interrupted):
         make(TrainIRNetResNet20, tmp_path, epochs=3, callbacks=[InterruptAfter(epoch=0)]).run()
@@ -165,7 +165,7 @@ def test_resumed_irnet_run_continues_the_ede_schedule(tmp_path):
 
 def test_groupnet_two_stages_share_the_architecture_set_on_the_task(tmp_path):
     from zoo.quantizers import Tanh
-    from zoo.training.experiments import TrainGroupNetResNet20
+    from zoo.training.recipes import TrainGroupNetResNet20
 
     probe = Probe()
     task = make(TrainGroupNetResNet20, tmp_path, num_bases=2, aggregation="mean",

@@ -10,8 +10,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 from zookeeper import configure
 
-from zoo.training.datasets import DatasetNotFoundError, VocSegmentation
-from zoo.training.voc import VOC_CLASSES
+from zoo.training.datasets import VOC_CLASSES, DatasetNotFoundError, VocSegmentation
 
 SIZES = {"2007_000032": (281, 500), "2007_000033": (366, 500), "2007_000039": (375, 500),
          "2007_000042": (335, 500), "2007_000061": (500, 333)}

@@ -13,11 +13,12 @@ import tensorflow as tf
 from zookeeper import configure
 
 import zoo
+from zoo import kinds
 from zoo import weights as index
 from zoo.cli import main
-from zoo.training.evaluation import evaluate, evaluate_model, make_dataset
-from zoo.training.experiments import TrainGroupNetResNet20
+from zoo.training.evaluation import make_dataset
 from zoo.training.publish import publish
+from zoo.training.recipes import TrainGroupNetResNet20
 
 PUBLISHED = list(index.entries())
 WITH_TOP = [e for e in PUBLISHED if e.include_top]
@@ -40,7 +41,8 @@ def test_every_published_file_matches_its_sha256_and_says_how_it_was_made(entry)
     assert entry.command.startswith(f"zoo Train{entry.model} ")
     assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?", entry.git_commit)
     assert entry.wall_time_seconds > 0 and entry.epochs > 0 and entry.cost["ops"] > 0
-    assert (entry.score[1] is not None) == entry.include_top
+    assert bool(entry.scores) == entry.include_top
+    assert entry.kind == zoo.get_model_spec(entry.model).kind.name
     assert (index.index_path().parent / entry.history).exists()
 
 
@@ -48,23 +50,23 @@ def test_every_published_model_has_a_checkpoint_without_its_top():
     assert {(e.model, e.tag) for e in WITH_TOP} == {(e.model, e.tag) for e in PUBLISHED if not e.include_top}
 
 
-@pytest.mark.parametrize("record, key, text", [
-    ({"top1": 0.9159, "top5": 0.9994, "examples": 10}, "top1", "top-1 91.59%, top-5 99.94%"),
-    ({"miou": 0.5, "pixel_accuracy": 0.875}, "miou", "mIoU 50.00%, pixel accuracy 87.50%"),
-    ({"map": 0.25, "map50": 0.5, "map75": 0.125}, "map", "mAP 25.00%, mAP@.5 50.00%, mAP@.75 12.50%"),
+@pytest.mark.parametrize("kind, record, text", [
+    ("classification", {"top1": 0.9159, "top5": 0.9994, "examples": 10}, "top-1 91.59%, top-5 99.94%"),
+    ("segmentation", {"miou": 0.5, "pixel_accuracy": 0.875}, "mIoU 50.00%, pixel accuracy 87.50%"),
+    ("detection", {"map": 0.25, "map50": 0.5, "map75": 0.125}, "mAP 25.00%, mAP@.5 50.00%, mAP@.75 12.50%"),
 ])
-def test_every_record_has_one_score_named_the_same_everywhere(record, key, text):
-    score = index.score_of(record)
-    assert (score.key, score.text(record)) == (key, text)
-    entry = index.Entry(model="M", tag="t", include_top=True, input_shape=(1, 1, 1), num_classes=2,
-                        sha256="0", **{k: v for k, v in record.items() if k in index.METRICS})
-    assert index.score_of(entry) is score and entry.score == (score.name, record[key])
-    assert set(index.METRICS) <= set(index.Entry.__dataclass_fields__)
+def test_every_kind_names_its_scores_the_same_everywhere(kind, record, text):
+    assert kinds.get(kind).text(record) == text
+    assert kinds.get(kind).headline.key == next(iter(record))
 
 
-def test_a_checkpoint_without_its_top_is_scored_by_top1():
-    entry = index.Entry(model="M", tag="t", include_top=False, input_shape=(1, 1, 1), num_classes=2, sha256="0")
-    assert entry.score == ("top-1", None)
+def test_a_schema_1_record_reads_as_schema_2():
+    record = {"model": "M", "tag": "t", "include_top": True, "input_shape": [96, 96, 1], "num_classes": 11,
+              "sha256": "0", "miou": 0.5, "pixel_accuracy": 0.875, "test_examples": 4}
+    entry = index.Entry.from_json(record)
+    assert (entry.kind, entry.test_examples) == ("segmentation", 4)
+    assert entry.scores == {"miou": 0.5, "pixel_accuracy": 0.875}
+    assert index.Entry.from_json(entry.to_json()) == entry
 
 
 # IRNetVGGSmall's fashion_mnist checkpoint misses the slice check, for a measured reason:
@@ -84,12 +86,13 @@ def on_a_slice(entry):
 
 @pytest.mark.parametrize("entry", [on_a_slice(e) for e in WITH_TOP], ids=entry_id)
 def test_published_checkpoint_reaches_its_score_on_a_fixed_slice_of_the_test_split(entry):
-    key = index.score_of(entry).key
+    spec = zoo.get_model_spec(entry.model)
+    key = spec.kind.headline.key
     size, tolerance = SLICE[key]
-    model = zoo.get_model_spec(entry.model).constructor(weights=entry.tag)
-    result, _ = evaluate_model(model, make_dataset(entry.dataset), limit=size)
+    model = spec.constructor(weights=entry.tag)
+    result = spec.kind.evaluate(model, make_dataset(entry.dataset), 256, limit=size)
     assert result["examples"] == size
-    assert abs(result[key] - entry.score[1]) <= tolerance, (result[key], entry.score)
+    assert abs(result[key] - entry.scores[key]) <= tolerance, (result[key], entry.scores)
 
 
 @pytest.mark.parametrize("entry", WITH_TOP, ids=entry_id)
@@ -114,7 +117,7 @@ def checkpoint(tmp_path, monkeypatch):
     model.save_weights(str(path))
     entry = index.Entry(model="BiRealNet20", tag="test", include_top=True, input_shape=(28, 28, 1),
                         num_classes=10, sha256=index.sha256(path), size=path.stat().st_size, file=path.name,
-                        top1=0.877)
+                        scores={"top1": 0.877})
     index.write_index([entry])
     return model, entry, path
 
@@ -135,7 +138,8 @@ def test_a_tag_loads_the_checkpoint(checkpoint, capsys):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(weights="nope"), r'weights="nope" is not published for BiRealNet20; available: "test". Train one with: zoo TrainBiRealNet20'),
+        (dict(weights="nope"),
+         r'weights="nope" is not published for BiRealNet20; available: "test". Train one with: zoo TrainBiRealNet20'),
         (dict(weights="imagenet"), r"available: \"test\". Train one with: zoo TrainBiRealNet20 dataset=ImageNet"),
         (dict(weights="test", num_classes=5), r'weights="test" classify 10 classes, not num_classes=5'),
         (dict(weights="test", include_top=False), r"not published for BiRealNet20 without its top"),
@@ -226,7 +230,8 @@ def test_no_network_is_a_clear_error(checkpoint):
     _, entry, path = checkpoint
     with socket_closed_port() as port:
         as_remote(entry, path, f"http://127.0.0.1:{port}/{path.name}")
-        with pytest.raises(index.WeightsError, match=r"Could not download .* Check the network connection, or put the file at"):
+        message = r"Could not download .* Check the network connection, or put the file at"
+        with pytest.raises(index.WeightsError, match=message):
             zoo.BiRealNet20(weights="test")
 
 
@@ -265,7 +270,7 @@ def test_publish_adds_a_finished_run_with_its_variant_and_loads_it_back(tmp_path
     entries = index.entries()
     assert [(e.tag, e.include_top) for e in entries] == [("k2", True), ("k2", False)]
     top = entries[0]
-    assert top.options["num_bases"] == 2 and abs(top.top1 - metrics["top1"]) <= 1e-3
+    assert top.options["num_bases"] == 2 and abs(top.scores["top1"] - metrics["top1"]) <= 1e-3
     assert top.command == metrics["command"] and top.cost["bops"] == metrics["bops"]
     assert index.sha256(tmp_path / top.file) == top.sha256
     with open(tmp_path / top.history, newline="") as f:
@@ -288,7 +293,7 @@ def test_publish_for_download_writes_urls(tmp_path, monkeypatch):
     run.mkdir()
     model = zoo.BiRealNet20(input_shape=(28, 28, 1))
     model.save_weights(str(run / "model.weights.h5"))
-    result = evaluate(model, make_dataset("FashionMNIST"))
+    result = kinds.get("classification").evaluate(model, make_dataset("FashionMNIST"), 256)
     (run / "metrics.json").write_text(json.dumps(dict(
         model="BiRealNet20", dataset="FashionMNIST", input_shape=[28, 28, 1], num_classes=10,
         top1=result["top1"], command="zoo TrainBiRealNet20", epochs=1,
@@ -321,5 +326,6 @@ def test_a_wheel_ships_the_index_and_every_file_it_names(tmp_path):
                     "-w", str(tmp_path), str(root)], check=True, capture_output=True)
     (wheel,) = tmp_path.glob("binary_zoo-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    packaged = {f"zoo/checkpoints/{n}" for e in index.entries(root / "weights" / "index.json") for n in (e.file, e.history)}
+    published = index.entries(root / "weights" / "index.json")
+    packaged = {f"zoo/checkpoints/{n}" for e in published for n in (e.file, e.history)}
     assert {"zoo/checkpoints/index.json", "zoo/training/publish.py"} | packaged <= names

@@ -15,16 +15,14 @@ from typing import List, Optional
 
 from zoo import complexity, registry
 from zoo import weights as index
+from zoo.io import atomic_write_bytes, save_model
 from zoo.models.base import options_from_json
-from zoo.training.evaluation import evaluate_model, make_dataset
-from zoo.training.experiments import save_atomically
+from zoo.training.evaluation import make_dataset
 
 # Re-evaluated accuracy may differ from the run's record by this much (float noise of
 # a different batch size); more means the checkpoint does not reproduce the run.
 REPRODUCE_TOLERANCE = 0.001
 
-HISTORY_COLUMNS = ("stage", "epoch", "loss", "accuracy", "val_loss", "val_accuracy", "miou", "val_miou",
-                   "epoch_seconds")
 PROVENANCE = ("command", "git_commit", "epochs", "pretrain_epochs", "wall_time_seconds", "machine")
 COST = ("bops", "flops", "ops", "params", "binary_params", "float_params", "memory_mbit")
 
@@ -51,19 +49,19 @@ def read_run(run_dir: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def training_curve(run_dir: Path) -> str:
+def training_curve(run_dir: Path, columns) -> str:
     """The run's per-epoch history as CSV, stage 1 ("pretrain") first, then "train".
 
     Arguments:
         run_dir: the run's output directory (its history.csv and pretrain/history.csv
             are read, when they exist).
+        columns: the columns to keep (`Kind.history_columns()`).
 
     Returns:
-        CSV text with the columns `HISTORY_COLUMNS` (other columns dropped); only the
-        header when there is no history.
+        CSV text with `columns` (others dropped); only the header when there is no history.
     """
     out = io.StringIO()
-    writer = csv.DictWriter(out, HISTORY_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(out, columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for stage, path in (("pretrain", run_dir / "pretrain" / "history.csv"), ("train", run_dir / "history.csv")):
         if path.exists():
@@ -113,8 +111,8 @@ def publish(
     factory = spec.factory(input_shape=shape, num_classes=classes, **options_from_json(run.get("options", {})))
     model = factory.build()
     model.load_weights(str(Path(run_dir) / "model.weights.h5"))
-    result, _ = evaluate_model(model, dataset)
-    metric = index.score_of(result).key  # the headline a published checkpoint must reproduce
+    result = spec.kind.evaluate(model, dataset, 256)
+    metric = spec.kind.headline.key  # the headline a published checkpoint must reproduce
     if abs(result[metric] - run[metric]) > REPRODUCE_TOLERANCE:
         raise ValueError(
             f"{spec.name} rebuilt from {run_dir} scores {metric} {result[metric]:.4f} on the test "
@@ -128,22 +126,21 @@ def publish(
     cost = complexity(model).as_dict()
     common = dict(
         model=spec.name, tag=tag, input_shape=shape, num_classes=classes,
-        options=factory.variant(), dataset=run["dataset"],
+        options=factory.variant(), dataset=run["dataset"], kind=spec.kind.name,
         cost={k: cost[k] for k in COST},
         date=datetime.date.today().isoformat(),
         **{k: run.get(k) for k in PROVENANCE},
     )
     folder.mkdir(parents=True, exist_ok=True)
     history = f"{spec.name}-{tag}.history.csv"
-    index.atomic_write_bytes(folder / history, training_curve(Path(run_dir)).encode("utf-8"))
+    atomic_write_bytes(folder / history, training_curve(Path(run_dir), spec.kind.history_columns()).encode("utf-8"))
     common["history"] = history
     new = []
     for keras_model, include_top in ((model, True), (features, False)):
         name = f"{spec.name}-{tag}{'' if include_top else '-notop'}.weights.h5"
-        save_atomically(keras_model, folder / name, weights_only=True)
-        accuracy = {k: result[k] for k in index.METRICS if k in result} if include_top else {}
-        if include_top:
-            accuracy["test_examples"] = result["examples"]
+        save_model(keras_model, folder / name, weights_only=True)
+        scores = {m.key: result[m.key] for m in spec.kind.scores} if include_top else {}
+        accuracy = dict(scores=scores, test_examples=result["examples"] if include_top else None)
         location = dict(url=f"{url_base.rstrip('/')}/{name}") if url_base else dict(file=name)
         new.append(index.Entry(
             include_top=include_top, sha256=index.sha256(folder / name),
@@ -176,11 +173,11 @@ def evaluate_published(models=(), limit: Optional[int] = None) -> List[dict]:
             continue
         spec = registry.get(entry.model)
         model = spec.constructor(weights=entry.tag)
-        result, _ = evaluate_model(model, make_dataset(entry.dataset), limit=limit)
-        score = index.score_of(entry)
+        result = spec.kind.evaluate(model, make_dataset(entry.dataset), 256, limit)
+        headline = spec.kind.headline
         rows.append(dict(
-            model=entry.model, tag=entry.tag, metric=score.name, index_value=getattr(entry, score.key),
-            value=result[score.key],
+            model=entry.model, tag=entry.tag, metric=headline.name, index_value=entry.scores[headline.key],
+            value=result[headline.key],
             examples=result["examples"], ops=entry.cost.get("ops"), memory_mbit=entry.cost.get("memory_mbit"),
         ))
     return rows

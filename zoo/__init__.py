@@ -12,37 +12,21 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 from zoo import quantizers  # noqa: E402,F401  (registers the quantizers with Larq)
-from zoo.complexity import Complexity, complexity
-from zoo.deployment import deploy, export
-from zoo.models.bireal import BiRealNet18, BiRealNet20, BiRealNet20FP, BiRealNet34, BiRealNet50
-from zoo.models.groupnet import GroupNetResNet18, GroupNetResNet20, GroupNetResNet34, GroupNetResNet50
-from zoo.models.groupnet_dense import GroupNetDeepLab, GroupNetFCN
-from zoo.models.groupnet_fcos import GroupNetFCOS
-from zoo.models.irnet import IRNetResNet18, IRNetResNet20, IRNetResNet34, IRNetVGGSmall
-from zoo.preprocessing import decode_predictions, preprocess_input
-from zoo.registry import ModelSpec, UnknownModelError, list_models
-from zoo.registry import get as get_model_spec
+from zoo.complexity import Complexity, complexity  # noqa: E402
+from zoo.deployment import deploy, export  # noqa: E402
+from zoo.preprocessing import decode_predictions, preprocess_input  # noqa: E402
+from zoo.registry import ModelSpec, UnknownModelError, list_models  # noqa: E402
+from zoo.registry import get as get_model_spec  # noqa: E402
 
 __version__ = "0.1.0"
 
+# The public constructors (zoo.BiRealNet18, ...), one per registered model.
+MODELS = {spec.name: spec.constructor for spec in list_models()}
+globals().update(MODELS)
+
 __all__ = [
-    "BiRealNet18",
-    "BiRealNet20",
-    "BiRealNet20FP",
-    "BiRealNet34",
-    "BiRealNet50",
+    *MODELS,
     "Complexity",
-    "GroupNetDeepLab",
-    "GroupNetFCN",
-    "GroupNetFCOS",
-    "GroupNetResNet18",
-    "GroupNetResNet20",
-    "GroupNetResNet34",
-    "GroupNetResNet50",
-    "IRNetResNet18",
-    "IRNetResNet20",
-    "IRNetResNet34",
-    "IRNetVGGSmall",
     "ModelSpec",
     "UnknownModelError",
     "complexity",

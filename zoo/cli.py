@@ -34,15 +34,16 @@ def _fmt(value, spec=".1f", missing="-"):
 
 def list_command(cost: bool) -> None:
     """Registered models: family, default input, paper results, published weights."""
-    from zoo import complexity, registry, weights
+    from zoo import complexity, kinds, registry, weights
 
     specs = registry.list_models()
     published = {}
     for e in weights.entries():
         if e.include_top:
-            name, value = e.score
-            published.setdefault(e.model, []).append(
-                f"{e.tag} {'' if name == 'top-1' else name + ' '}{_fmt(value and 100 * value)}")
+            headline = kinds.get(e.kind).headline
+            name = "" if headline.key == "top1" else headline.name + " "
+            value = e.scores.get(headline.key)
+            published.setdefault(e.model, []).append(f"{e.tag} {name}{_fmt(value and 100 * value)}")
     w = max(len(spec.name) for spec in specs)
     head = f"{'model':<{w}} {'family':<12} {'input':<13} {'paper (top-1 / top-5)':<28} {'weights (score %)':<16}"
     if cost:
@@ -53,7 +54,8 @@ def list_command(cost: bool) -> None:
         reported = next((r for r in spec.reported if r.source == "paper"), None)
         paper = f"{reported.dataset} {reported.value}" if reported else "-"
         shape = "x".join(str(d) for d in spec.default_input_shape)
-        row = f"{spec.name:<{w}} {spec.family:<12} {shape:<13} {paper:<28} {', '.join(published.get(spec.name, [])) or '-':<16}"
+        tags = ", ".join(published.get(spec.name, [])) or "-"
+        row = f"{spec.name:<{w}} {spec.family:<12} {shape:<13} {paper:<28} {tags:<16}"
         if cost:
             c = complexity(spec.build())
             row += f" {c.bops:>9.3g} {c.flops:>9.3g} {c.ops:>9.3g} {c.memory_mbit:>7.1f}"
@@ -75,13 +77,13 @@ def summary_command(model: str, input_shape, num_classes, weights, per_layer: bo
 def evaluate_command(target: str, weights, dataset: Optional[str], batch_size: int) -> None:
     """Top-1 / top-5 (mean IoU for segmentation) on the dataset's full test split, and the model's cost."""
     from zoo import complexity
-    from zoo.training.evaluation import evaluate_model, load_run_or_model
+    from zoo.training.evaluation import load_run_or_model
 
-    model, data = load_run_or_model(target, weights, dataset)
-    result, headline = evaluate_model(model, data, batch_size)
+    model, data, kind = load_run_or_model(target, weights, dataset)
+    result = kind.evaluate(model, data, batch_size)
     cost = complexity(model)
     click.echo(
-        f"{model.name} on {result['dataset']} test ({result['examples']:,} images): {headline}\n"
+        f"{model.name} on {result['dataset']} test ({result['examples']:,} images): {kind.text(result)}\n"
         f"BOPs {cost.bops:.4g}, FLOPs {cost.flops:.4g}, OPs {cost.ops:.4g}, "
         f"params {cost.params:,}, memory {cost.memory_mbit:.3f} Mbit ({cost.memory_mb:.3f} MB)"
     )
@@ -95,9 +97,7 @@ def export_command(model: str, weights, out: str, input_shape, num_classes, num_
     from zoo.training.evaluation import sample_images
 
     spec = registry.get(model)
-    # A detector is exported without its decoding: non-maximum suppression is neither a
-    # TFLite builtin nor converted by OpenVINO's TensorFlow frontend.
-    raw = {"decode": False} if spec.kind == "detection" else {}
+    raw = spec.kind.export_arguments
     built = spec.build(weights=weights, input_shape=input_shape, num_classes=num_classes, **raw)
     if raw:
         click.echo(f"{spec.name}: exporting the raw predictions (decode=False); decode them with "
@@ -118,7 +118,7 @@ def export_command(model: str, weights, out: str, input_shape, num_classes, num_
 
 def weights_list_command() -> None:
     """The weights index, a checkpoint per line."""
-    from zoo import weights
+    from zoo import kinds, weights
 
     click.echo(f"index: {weights.index_path()}")
     entries = weights.entries()
@@ -129,8 +129,9 @@ def weights_list_command() -> None:
     for e in entries:
         shape = "x".join(map(str, e.input_shape))
         epochs = f"{e.pretrain_epochs}+{e.epochs}" if e.pretrain_epochs else _fmt(e.epochs, "d")
-        metric, value = e.score
-        score = f"{metric} {100 * value:.2f}" if value is not None else "-"
+        headline = kinds.get(e.kind).headline
+        value = e.scores.get(headline.key)
+        score = f"{headline.name} {100 * value:.2f}" if value is not None else "-"
         click.echo(f"{e.model:<17} {e.tag:<{t}} {'yes' if e.include_top else 'no':<5} {shape:<9} "
                    f"{score:>12} {epochs:>6} {e.size / 1e6:>5.1f}  {e.command}")
 
@@ -155,7 +156,8 @@ def build_cli() -> click.Group:
     """zookeeper's CLI group with every task registered, plus the zoo's commands."""
     from zookeeper import cli
 
-    import zoo.training.experiments  # noqa: F401  (registers the Train* tasks)
+    import zoo.training.recipes  # noqa: F401  (registers the Train* tasks)
+    from zoo.training.datasets import DATASETS
 
     if "list" in cli.commands:
         return cli
@@ -179,7 +181,7 @@ def build_cli() -> click.Group:
     @cli.command("evaluate")
     @click.argument("target")
     @click.option("--weights", default=None, help="With a MODEL: a published tag or a weights file.")
-    @click.option("--dataset", default=None, help="FashionMNIST, Cifar10, ImageNet or FashionMNISTScenes.")
+    @click.option("--dataset", default=None, help=f"One of {', '.join(DATASETS)}.")
     @click.option("--batch-size", default=256, type=int)
     def _evaluate(target, weights, dataset, batch_size):
         """Evaluate a training run's output directory, or MODEL with --weights."""
@@ -219,13 +221,13 @@ def build_cli() -> click.Group:
     @click.option("--index", default=None, help="The index file to update (default: the one in use).")
     def _weights_publish(run_dir, tag, url_base, out_dir, index):
         """Re-evaluate a finished run and add its checkpoints to the index."""
+        from zoo import kinds
         from zoo.training.publish import publish
-        from zoo.weights import score_of
 
         for e in publish(run_dir, tag, url_base, out_dir, index):
             click.echo(f"published {e.model} weights=\"{e.tag}\" include_top={e.include_top}: "
                        f"{e.file or e.url} ({e.size / 1e6:.2f} MB, sha256 {e.sha256[:12]}...)"
-                       + (f", {score_of(e).text(e)}" if e.include_top else ""))
+                       + (f", {kinds.get(e.kind).text(e.scores)}" if e.include_top else ""))
 
     @_weights.command("evaluate")
     @click.argument("models", nargs=-1)
@@ -241,13 +243,16 @@ def explain(error: Exception) -> str:
     """One line for a user error; zookeeper's configuration errors get the valid choices."""
     import re
 
-    from zoo.training import datasets, experiments
+    from zoo import registry
+    from zoo.training import datasets, optimizers, recipes
 
     message = str(error.args[0] if isinstance(error, KeyError) and error.args else error)
     first = message.split("\n\n")[0].strip()
     unknown = re.match(r"Key '([\w.]+)' does not correspond to any field of component '(\w+)'", first)
     if unknown:
-        component = getattr(experiments, unknown.group(2), None)
+        components = {**recipes.TASKS, **datasets.DATASETS, "Optimizer": optimizers.Optimizer,
+                      **{spec.factory.__name__: spec.factory for spec in registry.list_models()}}
+        component = components.get(unknown.group(2))
         fields = sorted(getattr(component, "__component_fields__", {}))
         return (f"{first} Its settings: {', '.join(fields)}; set a nested one with a dotted "
                 "key, e.g. model.kernel_quantizer=ste_sign or optimizer.learning_rate=0.01.")
@@ -260,9 +265,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the `zoo` console script."""
     group = build_cli()
     args = list(sys.argv[1:] if argv is None else argv)
-    from zoo.training import experiments
-
-    experiments.COMMAND_LINE[:] = args
+    sys.argv[1:] = args  # a run records its command from sys.argv (zoo.training.runs)
     try:
         group.main(args=args, prog_name="zoo", standalone_mode=False)
         return 0

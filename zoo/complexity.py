@@ -124,7 +124,8 @@ class Complexity:
         Returns:
             The table as one string, lines separated by newlines.
         """
-        head = f"{'layer':<34} {'kind':<14} {'output':<18} {'BOPs':>12} {'FLOPs':>12} {'bin params':>11} {'fp params':>10}"
+        head = (f"{'layer':<34} {'kind':<14} {'output':<18} {'BOPs':>12} {'FLOPs':>12} {'bin params':>11} "
+                f"{'fp params':>10}")
         rows = []
         if per_layer:
             rows += [head, "-" * len(head)]

@@ -228,8 +228,8 @@ def export(model: tf.keras.Model, path, images: Optional[np.ndarray] = None, for
         images, _ = sample_images(tuple(model.input_shape[1:]), 100)
     images = np.asarray(images, dtype=np.float32)
     if images.ndim != 4 or len(images) == 0 or tuple(images.shape[1:]) != tuple(model.input_shape[1:]):
-        raise ValueError(f"images must be a non-empty batch of shape (N, {', '.join(map(str, model.input_shape[1:]))}); "
-                         f"got {images.shape}.")
+        shape = ", ".join(map(str, model.input_shape[1:]))
+        raise ValueError(f"images must be a non-empty batch of shape (N, {shape}); got {images.shape}.")
     written = (_write_openvino if format == "openvino" else _write_lce)(model, path)
     deployed = deploy(path, num_threads, precision)
     keras = tf.nest.flatten(model.predict(images, batch_size=32, verbose=0))

@@ -106,7 +106,8 @@ def _signs_and_scale(layer) -> Optional[Tuple[np.ndarray, np.ndarray]]:
     quantizer not a sign (sign(0) = +1)."""
     if not isinstance(layer, lq.layers.QuantConv2D) or layer.input_quantizer is None:
         return None
-    if not np.array_equal(layer.input_quantizer(tf.constant(_SIGN_PROBE)).numpy(), np.where(_SIGN_PROBE >= 0, 1.0, -1.0)):
+    signs = layer.input_quantizer(tf.constant(_SIGN_PROBE)).numpy()
+    if not np.array_equal(signs, np.where(_SIGN_PROBE >= 0, 1.0, -1.0)):
         return None
     with lq.context.quantized_scope(True):
         kernel = tf.convert_to_tensor(layer.kernel).numpy()
@@ -227,7 +228,8 @@ def _replace(ov, convolution, layer, group: int, plan) -> None:
     """Replaces a convolution of `layer`'s group `group` by FakeQuantize ->
     BinaryConvolution -> Multiply (`plan` = (signs, scale)), or gives it the layer's
     real kernel slice (`plan` None: the float twin)."""
-    from openvino import opset1, opset13 as op
+    from openvino import opset1
+    from openvino import opset13 as op
 
     n = layer.kernel.shape[-1] // len(_groups(layer))
     channels = slice(group * n, (group + 1) * n)

@@ -86,7 +86,8 @@ def _operators(flatbuffer: bytes):
     for i in range(model.OperatorCodesLength()):
         code = model.OperatorCodes(i)
         custom = code.CustomCode()
-        names.append(custom.decode() if custom else builtin.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "?"))
+        number = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        names.append(custom.decode() if custom else builtin.get(number, "?"))
     for g in range(model.SubgraphsLength()):
         graph = model.Subgraphs(g)
 

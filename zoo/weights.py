@@ -22,60 +22,15 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple
 
-SCHEMA = 1
+from zoo.io import atomic_write_bytes
 
-
-@dataclass(frozen=True)
-class Score:
-    """The metrics of a kind of model, headline first, as every record keeps them: the
-    evaluation's result, a run's metrics.json, an index `Entry`, a benchmark row.
-
-    Arguments:
-        key: the headline's key ("top1", "miou", "map").
-        name: its name in text ("top-1").
-        seconds: ((key, name), ...) of the further metrics, the second score first.
-        curve: the Keras history column of its training curve.
-        curve_label: that curve's axis label.
-        curve_scale: the factor from the history value to the label's unit.
-    """
-
-    key: str
-    name: str
-    seconds: Tuple[Tuple[str, str], ...]
-    curve: str
-    curve_label: str
-    curve_scale: float = 100.0
-
-    @property
-    def second(self) -> Tuple[str, str]:
-        """(key, name) of the second score."""
-        return self.seconds[0]
-
-    def text(self, record: Union[Mapping, "Entry"]) -> str:
-        """The scores of `record` in words: "top-1 91.59%, top-5 99.94%"."""
-        return ", ".join(f"{name} {_get(record, key):.2%}" for key, name in ((self.key, self.name), *self.seconds))
-
-
-# Segmentation, detection, classification: a record's score is the first whose headline it has.
-SCORES = (
-    Score("miou", "mIoU", (("pixel_accuracy", "pixel accuracy"),), "miou", "mean IoU (%)"),
-    Score("map", "mAP", (("map50", "mAP@.5"), ("map75", "mAP@.75")), "loss", "FCOS loss", 1.0),
-    Score("top1", "top-1", (("top5", "top-5"),), "accuracy", "top-1 accuracy (%)"),
-)
-# Every test metric a record may keep.
-METRICS = tuple(key for s in SCORES for key in (s.key, *dict(s.seconds)))
-
-
-def _get(record: Union[Mapping, "Entry"], key: str):
-    return record.get(key) if isinstance(record, Mapping) else getattr(record, key, None)
-
-
-def score_of(record: Union[Mapping, "Entry"]) -> Score:
-    """The `Score` of a record (a dict such as an evaluation's result, or an `Entry`):
-    mIoU for segmentation, mAP for detection, else top-1 (also for a no-top entry)."""
-    return next((s for s in SCORES[:-1] if _get(record, s.key) is not None), SCORES[-1])
+SCHEMA = 2
+# Schema 1 kept each test metric as a key of its own; schema 2 keeps them in `scores`,
+# next to the checkpoint's task `kind`. Schema-1 records are read as schema 2.
+SCHEMA1_SCORES = {"classification": ("top1", "top5"), "segmentation": ("miou", "pixel_accuracy"),
+                  "detection": ("map", "map50", "map75")}
 
 
 class WeightsError(ValueError):
@@ -108,17 +63,10 @@ class Entry:
             `{"num_bases": 1}`); default empty.
         dataset: name of the dataset component it was trained and tested on (e.g.
             "FashionMNIST"); default None.
-        top1: top-1 accuracy on the test split, a fraction in [0, 1]; default None.
-        top5: top-5 accuracy on the test split, a fraction in [0, 1]; default None.
-        test_examples: number of test images behind `top1` and `top5` (or `miou`);
-            default None.
-        miou: a segmentation checkpoint's mean IoU on the test split, a fraction;
-            default None.
-        pixel_accuracy: a segmentation checkpoint's pixel accuracy, a fraction;
-            default None.
-        map: a detector's COCO mAP@[.5:.95] on the test split, a fraction; default None.
-        map50: its mAP@.5; default None.
-        map75: its mAP@.75; default None.
+        kind: the name of the model's task kind (`zoo.kinds`); default "classification".
+        scores: the test metrics (fractions) by key, as the kind names them (e.g.
+            `{"top1": 0.9159, "top5": 0.9994}`); empty for a checkpoint without a top.
+        test_examples: number of test examples behind `scores`; default None.
         cost: the model's cost (`zoo.complexity` totals such as "bops", "ops",
             "memory_mbit"); default empty.
         command: the `zoo` command that trained it; default None.
@@ -144,14 +92,9 @@ class Entry:
     # Architecture fields the checkpoint was trained with (e.g. {"num_bases": 1}).
     options: Dict[str, object] = field(default_factory=dict)
     dataset: Optional[str] = None
-    top1: Optional[float] = None
-    top5: Optional[float] = None
+    kind: str = "classification"
+    scores: Dict[str, float] = field(default_factory=dict)
     test_examples: Optional[int] = None
-    miou: Optional[float] = None
-    pixel_accuracy: Optional[float] = None
-    map: Optional[float] = None
-    map50: Optional[float] = None
-    map75: Optional[float] = None
     cost: Dict[str, float] = field(default_factory=dict)
     command: Optional[str] = None
     git_commit: Optional[str] = None
@@ -162,13 +105,6 @@ class Entry:
     date: Optional[str] = None
     # The training curve: a CSV next to the index (stage, epoch, loss, accuracy, ...).
     history: Optional[str] = None
-
-    @property
-    def score(self) -> Tuple[str, Optional[float]]:
-        """The checkpoint's headline metric: ("mIoU", miou) for segmentation, ("mAP", map)
-        for detection, else ("top-1", top1)."""
-        score = score_of(self)
-        return score.name, getattr(self, score.key)
 
     @classmethod
     def from_json(cls, record: dict) -> "Entry":
@@ -181,6 +117,11 @@ class Entry:
         Returns:
             The `Entry`.
         """
+        if "scores" not in record:  # schema 1
+            kind = next((k for k, keys in SCHEMA1_SCORES.items() if record.get(keys[0]) is not None),
+                        "classification")
+            record = {**record, "kind": kind,
+                      "scores": {k: record[k] for k in SCHEMA1_SCORES[kind] if record.get(k) is not None}}
         known = {k: v for k, v in record.items() if k in cls.__dataclass_fields__}
         return cls(**{**known, "input_shape": tuple(record["input_shape"])})
 
@@ -221,8 +162,8 @@ def cache_dir() -> Path:
 def _read(path: Path, mtime: float) -> Tuple[Entry, ...]:
     with open(path, encoding="utf-8") as f:
         index = json.load(f)
-    if index.get("schema") != SCHEMA:
-        raise WeightsError(f"{path} has schema {index.get('schema')!r}; this binary-zoo reads schema {SCHEMA}.")
+    if index.get("schema") not in (1, SCHEMA):
+        raise WeightsError(f"{path} has schema {index.get('schema')!r}; this binary-zoo reads schemas 1 and {SCHEMA}.")
     return tuple(Entry.from_json(r) for r in index["weights"])
 
 
@@ -263,22 +204,6 @@ def write_index(items, path: Optional[Path] = None) -> Path:
     text = json.dumps({"schema": SCHEMA, "weights": [e.to_json() for e in ordered]}, indent=2) + "\n"
     atomic_write_bytes(path, text.encode("utf-8"))
     return path
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Writes bytes to a file atomically: a temporary file in the same folder, then a rename.
-
-    Missing parent folders are created; the file gets mode 0o644.
-
-    Arguments:
-        path: the file to write (replaced if it exists).
-        data: its content.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as f:
-        f.write(data)
-    os.chmod(f.name, 0o644)
-    os.replace(f.name, path)
 
 
 def available_tags(model: str) -> List[str]:

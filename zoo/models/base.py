@@ -2,8 +2,9 @@
 
 A model is built by a zookeeper `@factory` (as in larq-zoo), so that every architecture
 knob is a `Field` a training task can override from the command line
-(`zoo TrainBiRealNet20 model.kernel_quantizer=ste_sign`). The public constructors
-(`zoo.BiRealNet18(...)`) are thin keyword-only functions around the factories.
+(`zoo TrainBiRealNet20 model.kernel_quantizer=ste_sign`). An architecture is one
+`ModelFactory` subclass; its variants are rows of its family's table
+(`zoo.models.family`), which give each factory its name and default input.
 
 Input resolution, in order: an explicit `input_shape` / `input_tensor`, the published
 checkpoint's shape (`weights=<tag>`), the training task's dataset, the model's default.
@@ -15,7 +16,7 @@ import tensorflow as tf
 from zookeeper import ComponentField, Field
 from zookeeper.tf import Dataset
 
-from zoo import registry, weights as weights_index
+from zoo import weights as weights_index
 from zoo.preprocessing import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
 
 
@@ -39,11 +40,6 @@ def classifier(x: tf.Tensor, num_classes: int) -> tf.Tensor:
     return tf.keras.layers.Activation("softmax", dtype="float32", name="predictions")(x)
 
 
-def batch_norm(name: str) -> tf.keras.layers.BatchNormalization:
-    """The zoo's batch normalization (PyTorch's defaults, as the papers' code)."""
-    return tf.keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
-
-
 # The keras.applications arguments, as fields of every model factory.
 PUBLIC_FIELDS = ("include_top", "weights", "input_shape", "input_tensor", "num_classes", "include_preprocessing")
 
@@ -51,11 +47,18 @@ PUBLIC_FIELDS = ("include_top", "weights", "input_shape", "input_tensor", "num_c
 class ModelFactory:
     """Fields shared by every model: the keras.applications arguments.
 
-    Subclasses set the class attributes `name`, and implement `features(x)` (the
-    network up to its last feature map) and may override `top(x)` (the classifier).
+    An architecture implements `features(x)` (the network up to its last feature map)
+    and may override `top(x)` (the classifier). `constructor_fields` are the further
+    fields its public constructors take (documented by `constructor_doc`); `name` and
+    the defaults come from the variant (`zoo.models.family.make_factory`).
     """
 
+    PUBLIC_FIELDS: ClassVar[Tuple[str, ...]] = PUBLIC_FIELDS
+    constructor_fields: ClassVar[Tuple[str, ...]] = ()
+    constructor_doc: ClassVar[str] = ""
     name: ClassVar[str]
+    default_input_shape: ClassVar[Tuple[int, int, int]]
+    default_num_classes: ClassVar[int]
     min_input_size: ClassVar[int] = 32
 
     # Given by a training task (zookeeper passes a parent's field of the same name).
@@ -68,16 +71,16 @@ class ModelFactory:
     num_classes: Optional[int] = Field(None)
     include_preprocessing: bool = Field(True)
 
-    @property
-    def spec(self) -> registry.ModelSpec:
-        return registry.get(self.name)
-
     def features(self, x: tf.Tensor) -> tf.Tensor:
         raise NotImplementedError
 
-    def top(self, x: tf.Tensor, num_classes: int) -> tf.Tensor:
-        """Global average pooling, then the classifier."""
+    def top(self, x: tf.Tensor, num_classes: int, image: tf.Tensor) -> tf.Tensor:
+        """Global average pooling, then the classifier (a dense head reads `image`, the input)."""
         return classifier(tf.keras.layers.GlobalAveragePooling2D(name="pool")(x), num_classes)
+
+    def callbacks(self) -> list:
+        """Keras callbacks the architecture's training needs (e.g. IR-Net's EDE schedule)."""
+        return []
 
     def classes_of(self, dataset: Dataset) -> int:
         """The number of classes the model predicts on `dataset` (a detector: without background)."""
@@ -85,15 +88,14 @@ class ModelFactory:
 
     def _resolved(self):
         """(checkpoint path, input shape, num_classes) after checking the arguments."""
-        spec = self.spec
-        path, entry = weights_index.resolve(self.name, self.weights, self.include_top, spec.task)
+        path, entry = weights_index.resolve(self.name, self.weights, self.include_top, task_name(self.name))
         dataset = getattr(self, "dataset", None)
         candidates = [
             tuple(self.input_tensor.shape[1:]) if self.input_tensor is not None else None,
             tuple(self.input_shape) if self.input_shape is not None else None,
             entry.input_shape if entry else None,
             tuple(dataset.input_shape) if dataset is not None else None,
-            spec.default_input_shape,
+            self.default_input_shape,
         ]
         shape = next(c for c in candidates if c is not None)
         check_input_shape(self.name, shape, self.min_input_size)
@@ -109,7 +111,7 @@ class ModelFactory:
                 self.num_classes,
                 entry.num_classes if entry else None,
                 self.classes_of(dataset) if dataset is not None else None,
-                spec.default_num_classes,
+                self.default_num_classes,
             )
             if c is not None
         )
@@ -154,15 +156,14 @@ class ModelFactory:
                 inputs = tf.keras.layers.Input(tensor=inputs, shape=shape)
         else:
             inputs = tf.keras.layers.Input(shape=shape, name="image")
-        x = normalization(shape[-1])(inputs) if self.include_preprocessing else inputs
-        x = self.features(x)
+        image = normalization(shape[-1])(inputs) if self.include_preprocessing else inputs
+        x = self.features(image)
         if self.include_top:
-            x = self.top(x, num_classes)
+            x = self.top(x, num_classes, image)
         model_inputs = tf.keras.utils.get_source_inputs(inputs)
         model = tf.keras.Model(model_inputs, x, name=self.name.lower())
         if path is not None:
             model.load_weights(str(path))
-        object.__setattr__(model, "_zoo_variant", self.variant())  # untracked: read by metrics.json
         return model
 
 
@@ -215,7 +216,6 @@ Raises:
 """
 
 
-def keras_constructor(fn):
-    """Appends the shared Arguments / Returns / Raises section to a constructor."""
-    fn.__doc__ = (fn.__doc__ or "").rstrip() + "\n" + CONSTRUCTOR_DOC
-    return fn
+def task_name(model: str) -> str:
+    """The training task of a model: `zoo Train<model>`."""
+    return f"Train{model}"

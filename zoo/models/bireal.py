@@ -15,11 +15,11 @@ second, narrow stream carrying the 1x1-reduced activations from block to block.
 from typing import Optional, Tuple
 
 import tensorflow as tf
-from zookeeper import Field, factory
+from zookeeper import Field
 
-from zoo.blocks import binary_conv_bn, bireal_unit, real_projection
-from zoo.models.base import ModelFactory, batch_norm, keras_constructor
-from zoo.registry import IMAGENET_INPUT, SMALL_INPUT, Paper, Reported, register_family
+from zoo.blocks import batch_norm, binary_conv_bn, bireal_unit, real_projection
+from zoo.models.base import ModelFactory
+from zoo.models.family import IMAGENET, SMALL, Family, Paper, Reported, Variant
 
 PAPER = Paper(
     title="Bi-Real Net: Enhancing the Performance of 1-bit CNNs with Improved "
@@ -29,7 +29,8 @@ PAPER = Paper(
     year=2018,
     url="https://arxiv.org/abs/1808.00278",
     bibtex="""@inproceedings{liu2018bireal,
-  title={Bi-Real Net: Enhancing the Performance of 1-bit CNNs with Improved Representational Capability and Advanced Training Algorithm},
+  title={Bi-Real Net: Enhancing the Performance of 1-bit CNNs with Improved Representational Capability
+         and Advanced Training Algorithm},
   author={Liu, Zechun and Wu, Baoyuan and Luo, Wenhan and Yang, Xin and Liu, Wei and Cheng, Kwang-Ting},
   booktitle={European Conference on Computer Vision (ECCV)},
   year={2018}
@@ -92,38 +93,13 @@ class SmallBiRealNetFactory(BiRealNetFactory):
         return batch_norm("stem_bn")(x)
 
 
-@factory
-class BiRealNet18Factory(BiRealNetFactory):
-    name = "BiRealNet18"
-
-
-@factory
-class BiRealNet34Factory(BiRealNetFactory):
-    name = "BiRealNet34"
-    stages = Field((6, 8, 12, 6))
-
-
-@factory
-class BiRealNet20Factory(SmallBiRealNetFactory):
-    name = "BiRealNet20"
-
-
 # The real-valued twin: every sign replaced by clip(-1, x, 1), real weights (no
 # quantizer, no clipping). Stage 1 of the paper's two-stage recipe, and the
 # full-precision baseline that the binary nets are compared with.
 REAL_VALUED = dict(input_quantizer="clip", kernel_quantizer=None, kernel_constraint=None)
 
 
-@factory
-class BiRealNet20FPFactory(BiRealNet20Factory):
-    name = "BiRealNet20FP"
-    input_quantizer = Field(REAL_VALUED["input_quantizer"])
-    kernel_quantizer = Field(REAL_VALUED["kernel_quantizer"])
-    kernel_constraint = Field(REAL_VALUED["kernel_constraint"])
-
-
-@factory
-class BiRealNet50Factory(BiRealNetFactory):
+class BiRealBottleneckFactory(BiRealNetFactory):
     """Bottleneck blocks, a shortcut around each of the three binary convolutions.
 
     Stream `wide` carries the block outputs (256..2048 channels); stream `narrow` the
@@ -131,7 +107,6 @@ class BiRealNet50Factory(BiRealNetFactory):
     the next block's first (1x1, reducing) binary convolution.
     """
 
-    name = "BiRealNet50"
     stages = Field((3, 4, 6, 3))  # bottleneck blocks per stage
     filters = Field((256, 512, 1024, 2048))  # output width of each stage
     expansion: int = Field(4)
@@ -178,47 +153,23 @@ class BiRealNet50Factory(BiRealNetFactory):
         return wide
 
 
-@keras_constructor
-def BiRealNet18(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=None, include_preprocessing=True) -> tf.keras.Model:
-    """Bi-Real Net 18: 16 binary 3x3 convolutions, each with a real shortcut (ImageNet)."""
-    return BiRealNet18Factory(**locals()).build()
-
-
-@keras_constructor
-def BiRealNet34(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=None, include_preprocessing=True) -> tf.keras.Model:
-    """Bi-Real Net 34: 32 binary 3x3 convolutions in stages of 6, 8, 12, 6 (ImageNet)."""
-    return BiRealNet34Factory(**locals()).build()
-
-
-@keras_constructor
-def BiRealNet50(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=None, include_preprocessing=True) -> tf.keras.Model:
-    """Bi-Real Net 50: bottlenecks with a real shortcut around each binary conv (ImageNet)."""
-    return BiRealNet50Factory(**locals()).build()
-
-
-@keras_constructor
-def BiRealNet20(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=None, include_preprocessing=True) -> tf.keras.Model:
-    """Bi-Real Net in the ResNet-20 layout (16/32/64 channels) for 28x28 or 32x32 images."""
-    return BiRealNet20Factory(**locals()).build()
-
-
-@keras_constructor
-def BiRealNet20FP(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=None, include_preprocessing=True) -> tf.keras.Model:
-    """Full-precision twin of BiRealNet20 (clip for sign, real weights): the baseline."""
-    return BiRealNet20FPFactory(**locals()).build()
-
-
-register_family(
-    "Bi-Real Net",
-    PAPER,
-    [
-        (BiRealNet18, BiRealNet18Factory, IMAGENET_INPUT, [
-            Reported("ImageNet", 56.4, 79.5, ops=1.63e8, memory_mbit=33.6),
-            Reported("ImageNet", 57.47, 79.84, source="larq-zoo weights"),
-        ]),
-        (BiRealNet34, BiRealNet34Factory, IMAGENET_INPUT, [Reported("ImageNet", 62.2, 83.9, ops=1.93e8, memory_mbit=43.7)]),
-        (BiRealNet50, BiRealNet50Factory, IMAGENET_INPUT, [Reported("ImageNet", 62.6, 83.9)]),
-        (BiRealNet20, BiRealNet20Factory, SMALL_INPUT, []),
-        (BiRealNet20FP, BiRealNet20FPFactory, SMALL_INPUT, []),
-    ],
-)
+FAMILY = Family("Bi-Real Net", PAPER, (
+    Variant("BiRealNet18", BiRealNetFactory, IMAGENET,
+            "Bi-Real Net 18: 16 binary 3x3 convolutions, each with a real shortcut (ImageNet).",
+            reported=(Reported("ImageNet", 56.4, 79.5, ops=1.63e8, memory_mbit=33.6),
+                      Reported("ImageNet", 57.47, 79.84, source="larq-zoo weights")),
+            recipe="bireal_imagenet"),
+    Variant("BiRealNet34", BiRealNetFactory, IMAGENET,
+            "Bi-Real Net 34: 32 binary 3x3 convolutions in stages of 6, 8, 12, 6 (ImageNet).",
+            fields=dict(stages=(6, 8, 12, 6)),
+            reported=(Reported("ImageNet", 62.2, 83.9, ops=1.93e8, memory_mbit=43.7),), recipe="bireal_imagenet"),
+    Variant("BiRealNet50", BiRealBottleneckFactory, IMAGENET,
+            "Bi-Real Net 50: bottlenecks with a real shortcut around each binary conv (ImageNet).",
+            reported=(Reported("ImageNet", 62.6, 83.9),), recipe="bireal_imagenet"),
+    Variant("BiRealNet20", SmallBiRealNetFactory, SMALL,
+            "Bi-Real Net in the ResNet-20 layout (16/32/64 channels) for 28x28 or 32x32 images.",
+            recipe="bireal_small"),
+    Variant("BiRealNet20FP", SmallBiRealNetFactory, SMALL,
+            "Full-precision twin of BiRealNet20 (clip for sign, real weights): the baseline.",
+            fields=REAL_VALUED, recipe="bireal_small"),
+))

@@ -69,19 +69,20 @@ from typing import ClassVar, List, Optional, Tuple
 
 import larq as lq
 import tensorflow as tf
-from zookeeper import Field, factory
+from zookeeper import Field
 
 from zoo.blocks import (
     AGGREGATIONS,
     AggregateBranches,
     RepeatBranches,
     SoftGate,
+    batch_norm,
     groupnet_basic_block,
     groupnet_bottleneck_block,
 )
-from zoo.models.base import ModelFactory, batch_norm, keras_constructor
+from zoo.models.base import ModelFactory
+from zoo.models.family import IMAGENET, SMALL, Family, Paper, Reported, Variant
 from zoo.quantizers import GroupNetWeightSign
-from zoo.registry import IMAGENET_INPUT, SMALL_INPUT, Paper, Reported, register_family
 
 PAPER = Paper(
     title="Structured Binary Neural Networks for Accurate Image Classification and "
@@ -106,6 +107,13 @@ class GroupNetFactory(ModelFactory):
     aggregation: str = Field("scales")
     soft_gates: bool = Field(True)
     variant_fields = ("num_bases", "aggregation", "soft_gates", "input_quantizer", "kernel_quantizer")
+    constructor_fields = ("num_bases", "aggregation", "soft_gates")
+    constructor_doc = """
+    `num_bases` is K, the binary bases per block; `aggregation` is "scales" (a
+    learnable lambda per base, the conference version) or "mean" (the journal
+    version), anything else raises a ValueError; `soft_gates` adds the learnable
+    gate between consecutive blocks.
+"""
     # Stage 1 of the recipe: input_quantizer="tanh", kernel_quantizer=None.
     input_quantizer: Optional[str] = Field("approx_sign")
     kernel_quantizer: Optional[str] = Field("groupnet_weight_sign")
@@ -246,22 +254,9 @@ def bpac_rates(num_bases: int, stages: int) -> Tuple[Tuple[int, ...], ...]:
     return tuple(rates)
 
 
-@factory
-class GroupNetResNet18Factory(GroupNetFactory):
-    name = "GroupNetResNet18"
-
-
-@factory
-class GroupNetResNet34Factory(GroupNetFactory):
-    name = "GroupNetResNet34"
-    blocks = Field((3, 4, 6, 3))
-
-
-@factory
-class GroupNetResNet50Factory(GroupNetFactory):
+class GroupNetBottleneckFactory(GroupNetFactory):
     """K-base bottlenecks (three binary convs per base), lambda initialised to 1/K."""
 
-    name = "GroupNetResNet50"
     blocks = Field((3, 4, 6, 3))
     filters = Field((256, 512, 1024, 2048))  # output width of each stage
     expansion: int = Field(4)
@@ -275,11 +270,9 @@ class GroupNetResNet50Factory(GroupNetFactory):
         )
 
 
-@factory
-class GroupNetResNet20Factory(GroupNetFactory):
+class SmallGroupNetFactory(GroupNetFactory):
     """ResNet-20 layout for small images: 3x3 full-precision stem -> BN, three stages."""
 
-    name = "GroupNetResNet20"
     min_input_size = 8
     stem_filters = Field(16)
     blocks = Field((3, 3, 3))
@@ -300,63 +293,23 @@ class GroupNetResNet20Factory(GroupNetFactory):
         return batch_norm("stem_bn")(x)
 
 
-GROUPNET_DOC = """
-    `num_bases` is K, the binary bases per block; `aggregation` is "scales" (a
-    learnable lambda per base, the conference version) or "mean" (the journal
-    version), anything else raises a ValueError; `soft_gates` adds the learnable
-    gate between consecutive blocks.
-"""
-
-
-def groupnet_constructor(fn):
-    """The Group-Net options' paragraph, then the shared keras.applications section."""
-    fn.__doc__ = (fn.__doc__ or "").rstrip() + "\n" + GROUPNET_DOC
-    return keras_constructor(fn)
-
-
-@groupnet_constructor
-def GroupNetResNet18(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=None, include_preprocessing=True, num_bases=5, aggregation="scales", soft_gates=True) -> tf.keras.Model:
-    """Group-Net ResNet-18: 8 basic blocks, each of K binary bases (ImageNet)."""
-    return GroupNetResNet18Factory(**locals()).build()
-
-
-@groupnet_constructor
-def GroupNetResNet34(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=None, include_preprocessing=True, num_bases=5, aggregation="scales", soft_gates=True) -> tf.keras.Model:
-    """Group-Net ResNet-34: 16 basic blocks (3, 4, 6, 3), each of K binary bases (ImageNet)."""
-    return GroupNetResNet34Factory(**locals()).build()
-
-
-@groupnet_constructor
-def GroupNetResNet50(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=None, include_preprocessing=True, num_bases=5, aggregation="scales", soft_gates=True) -> tf.keras.Model:
-    """Group-Net ResNet-50: 16 bottlenecks, each of K bases with three binary convs (ImageNet)."""
-    return GroupNetResNet50Factory(**locals()).build()
-
-
-@groupnet_constructor
-def GroupNetResNet20(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=None, include_preprocessing=True, num_bases=5, aggregation="scales", soft_gates=True) -> tf.keras.Model:
-    """Group-Net in the ResNet-20 layout (16/32/64 channels) for 28x28 or 32x32 images."""
-    return GroupNetResNet20Factory(**locals()).build()
-
-
-register_family(
-    "Group-Net",
-    PAPER,
-    [
-        (GroupNetResNet18, GroupNetResNet18Factory, IMAGENET_INPUT, [
-            Reported("ImageNet", 64.8, 85.7, note="K=5"),
-            Reported("ImageNet", 55.6, 78.6, note="K=1"),
-            Reported("ImageNet", 62.5, 84.2, note="K=3"),
-            Reported("ImageNet", 64.2, 85.6, note="K=4"),
-            Reported("ImageNet", 67.5, 88.0, note="K=8"),
-        ]),
-        (GroupNetResNet34, GroupNetResNet34Factory, IMAGENET_INPUT, [
-            Reported("ImageNet", 68.5, 88.0, note="K=5"),
-            Reported("ImageNet", 71.8, 90.4, note="K=8"),
-        ]),
-        (GroupNetResNet50, GroupNetResNet50Factory, IMAGENET_INPUT, [
-            Reported("ImageNet", 69.5, 89.2, note="K=5"),
-            Reported("ImageNet", 72.8, 90.5, note="K=8"),
-        ]),
-        (GroupNetResNet20, GroupNetResNet20Factory, SMALL_INPUT, []),
-    ],
-)
+FAMILY = Family("Group-Net", PAPER, (
+    Variant("GroupNetResNet18", GroupNetFactory, IMAGENET,
+            "Group-Net ResNet-18: 8 basic blocks, each of K binary bases (ImageNet).",
+            reported=(Reported("ImageNet", 64.8, 85.7, note="K=5"), Reported("ImageNet", 55.6, 78.6, note="K=1"),
+                      Reported("ImageNet", 62.5, 84.2, note="K=3"), Reported("ImageNet", 64.2, 85.6, note="K=4"),
+                      Reported("ImageNet", 67.5, 88.0, note="K=8")),
+            recipe="groupnet_imagenet"),
+    Variant("GroupNetResNet34", GroupNetFactory, IMAGENET,
+            "Group-Net ResNet-34: 16 basic blocks (3, 4, 6, 3), each of K binary bases (ImageNet).",
+            fields=dict(blocks=(3, 4, 6, 3)),
+            reported=(Reported("ImageNet", 68.5, 88.0, note="K=5"), Reported("ImageNet", 71.8, 90.4, note="K=8")),
+            recipe="groupnet_imagenet"),
+    Variant("GroupNetResNet50", GroupNetBottleneckFactory, IMAGENET,
+            "Group-Net ResNet-50: 16 bottlenecks, each of K bases with three binary convs (ImageNet).",
+            reported=(Reported("ImageNet", 69.5, 89.2, note="K=5"), Reported("ImageNet", 72.8, 90.5, note="K=8")),
+            recipe="groupnet_imagenet"),
+    Variant("GroupNetResNet20", SmallGroupNetFactory, SMALL,
+            "Group-Net in the ResNet-20 layout (16/32/64 channels) for 28x28 or 32x32 images.",
+            recipe="groupnet_small"),
+))

@@ -45,17 +45,32 @@ References:
 from typing import Any, Dict, Optional, Tuple
 
 import tensorflow as tf
-from zookeeper import Field, factory
+from zookeeper import Field
 
-from zoo import registry, weights as weights_index
-from zoo.blocks import AggregateBranches, RepeatBranches, grouped_binary_conv_layer
-from zoo.models.base import ModelFactory, batch_norm, options_from_json
-from zoo.models.groupnet import PAPER, GroupNetFactory, groupnet_constructor
-from zoo.registry import Reported, register_family
+from zoo import weights as weights_index
+from zoo.blocks import (
+    AggregateBranches,
+    RepeatBranches,
+    batch_norm,
+    grouped_binary_conv_layer,
+)
+from zoo.models import groupnet
+from zoo.models.base import ModelFactory, options_from_json, task_name
+from zoo.models.family import VOC, Family, Reported, Variant
 
 # The backbone's Group-Net fields, set on the dense model and passed to its backbone.
 BACKBONE_FIELDS = ("num_bases", "aggregation", "soft_gates", "input_quantizer", "kernel_quantizer",
                    "output_stride", "dilation_rates")
+
+
+DENSE_DOC = """
+    `backbone` names the Group-Net classifier the backbone is built as (default
+    "GroupNetResNet18"), `backbone_options` sets more of its fields (e.g.
+    `{"stem_strides": 2}` for "GroupNetResNet20"), `backbone_weights` starts the
+    backbone from one of its classification checkpoints (a tag or a path).
+    `output_stride` is the backbone's stride: later stages are dilated, each base at
+    its own rate (`dilation_rates`, default `bpac_rates`); None keeps the classifier's.
+"""
 
 
 @tf.keras.utils.register_keras_serializable(package="zoo")
@@ -91,25 +106,29 @@ class GroupNetDenseFactory(ModelFactory):
     output_stride: Optional[int] = Field(8)
     dilation_rates: Optional[Tuple[Tuple[int, ...], ...]] = Field(None)
     variant_fields = ("backbone", "backbone_options", *BACKBONE_FIELDS)
+    constructor_fields = ("backbone", "backbone_options", "backbone_weights", "num_bases", "aggregation",
+                          "soft_gates", "output_stride", "dilation_rates")
+    constructor_doc = groupnet.GroupNetFactory.constructor_doc + DENSE_DOC + """
+    The model returns per-pixel class probabilities at the input size;
+    `include_top=False` returns the backbone's last feature map.
+"""
 
-    def backbone_factory(self, **fields) -> GroupNetFactory:
+    def backbone_factory(self, **fields) -> groupnet.GroupNetFactory:
         """The backbone's factory with the dense model's Group-Net options.
 
         Raises:
             ValueError: `backbone` is not a registered Group-Net classifier.
         """
-        spec = registry.get(self.backbone)
-        if not issubclass(spec.factory, GroupNetFactory):
-            raise ValueError(
-                f"{self.name}: backbone must be a Group-Net classifier (GroupNetResNet18, "
-                f"GroupNetResNet34, GroupNetResNet50 or GroupNetResNet20), not {self.backbone!r}."
-            )
+        classifiers = groupnet.FAMILY.factories()
+        if self.backbone not in classifiers:
+            raise ValueError(f"{self.name}: backbone must be a Group-Net classifier ({', '.join(classifiers)}), "
+                             f"not {self.backbone!r}.")
         options = {name: getattr(self, name) for name in BACKBONE_FIELDS}
-        return spec.factory(**{**options, **dict(self.backbone_options), **fields})
+        return classifiers[self.backbone](**{**options, **dict(self.backbone_options), **fields})
 
     @property
     def min_input_size(self) -> int:
-        return registry.get(self.backbone).factory.min_input_size
+        return self.backbone_factory().min_input_size
 
     def backbone_outputs(self, x: tf.Tensor):
         """Every stage's aggregate Y of the dilated backbone."""
@@ -118,16 +137,15 @@ class GroupNetDenseFactory(ModelFactory):
         return factory_.stage_outputs(x)
 
     def features(self, x: tf.Tensor) -> tf.Tensor:
-        object.__setattr__(self, "_image", x)  # the input size, for the head's upsampling
         return self.backbone_outputs(x)[-1]
 
     def head(self, x: tf.Tensor, num_classes: int) -> tf.Tensor:
         raise NotImplementedError
 
-    def top(self, x: tf.Tensor, num_classes: int) -> tf.Tensor:
+    def top(self, x: tf.Tensor, num_classes: int, image: tf.Tensor) -> tf.Tensor:
         """The head, upsampled bilinearly to the input size, then a per-pixel softmax."""
         x = self.head(x, num_classes)
-        x = ResizeLike(name="upsample")([x, self._image])
+        x = ResizeLike(name="upsample")([x, image])
         return tf.keras.layers.Activation("softmax", dtype="float32", name="predictions")(x)
 
     def build(self) -> tf.keras.Model:
@@ -147,15 +165,14 @@ class GroupNetDenseFactory(ModelFactory):
         Raises:
             ValueError: the checkpoint is not of this backbone's variant (e.g. another K).
         """
-        spec = registry.get(self.backbone)
-        _, entry = weights_index.resolve(spec.name, self.backbone_weights, False, spec.task)
+        _, entry = weights_index.resolve(self.backbone, self.backbone_weights, False, task_name(self.backbone))
         # Quantizers may differ (same weights, as Group-Net's stage 1 starts stage 2); not the shapes.
         options = options_from_json(entry.options if entry else {})
         different = {k: v for k, v in options.items()
                      if k not in ("input_quantizer", "kernel_quantizer") and getattr(self, k, v) != v}
         if different:
             raise ValueError(
-                f'{self.name}: backbone_weights="{self.backbone_weights}" are a {spec.name} trained '
+                f'{self.name}: backbone_weights="{self.backbone_weights}" are a {self.backbone} trained '
                 f"with {different}; build the model with those options or drop backbone_weights."
             )
         classifier = self.backbone_factory(
@@ -176,11 +193,9 @@ class GroupNetDenseFactory(ModelFactory):
             target.set_weights(layer.get_weights())
 
 
-@factory
-class GroupNetFCNFactory(GroupNetDenseFactory):
+class FCNFactory(GroupNetDenseFactory):
     """FCN head on the dilated Group-Net backbone."""
 
-    name = "GroupNetFCN"
     dropout: float = Field(0.1)
 
     def head(self, x: tf.Tensor, num_classes: int) -> tf.Tensor:
@@ -192,13 +207,12 @@ class GroupNetFCNFactory(GroupNetDenseFactory):
         return tf.keras.layers.Conv2D(num_classes, 1, name="logits")(x)
 
 
-@factory
-class GroupNetDeepLabFactory(GroupNetDenseFactory):
+class DeepLabFactory(GroupNetDenseFactory):
     """DeepLab-v3 head (ASPP of K-base binary branches) on the dilated Group-Net backbone."""
 
-    name = "GroupNetDeepLab"
     aspp_rates: Tuple[int, ...] = Field((12, 24, 36))
     variant_fields = (*GroupNetDenseFactory.variant_fields, "aspp_rates")
+    constructor_fields = (*GroupNetDenseFactory.constructor_fields, "aspp_rates")
 
     def aspp_branch(self, x: tf.Tensor, filters: int, kernel_size: int, rate: int, name: str) -> tf.Tensor:
         """K binary convolutions of sign(Y) at one rate, averaged, then BN."""
@@ -226,53 +240,12 @@ class GroupNetDeepLabFactory(GroupNetDenseFactory):
         return tf.keras.layers.Conv2D(num_classes, 1, name="logits")(x)
 
 
-DENSE_DOC = """
-    `backbone` names the Group-Net classifier the backbone is built as (default
-    "GroupNetResNet18"), `backbone_options` sets more of its fields (e.g.
-    `{"stem_strides": 2}` for "GroupNetResNet20"), `backbone_weights` starts the
-    backbone from one of its classification checkpoints (a tag or a path).
-    `output_stride` is the backbone's stride: later stages are dilated, each base at
-    its own rate (`dilation_rates`, default `bpac_rates`); None keeps the classifier's.
-"""
-
-SEGMENTATION_DOC = DENSE_DOC + """
-    The model returns per-pixel class probabilities at the input size;
-    `include_top=False` returns the backbone's last feature map.
-"""
-
-
-def dense_constructor(doc: str):
-    """A decorator appending `doc`, then Group-Net's and the shared sections."""
-    def decorate(fn):
-        fn.__doc__ = (fn.__doc__ or "").rstrip() + "\n" + doc
-        return groupnet_constructor(fn)
-    return decorate
-
-
-segmentation_constructor = dense_constructor(SEGMENTATION_DOC)
-
-
-@segmentation_constructor
-def GroupNetFCN(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=None, include_preprocessing=True, backbone="GroupNetResNet18", backbone_options=None, backbone_weights=None, num_bases=5, aggregation="scales", soft_gates=True, output_stride=8, dilation_rates=None) -> tf.keras.Model:
-    """Group-Net FCN: a dilated K-base binary backbone with BPAC and a full-precision FCN head."""
-    backbone_options = backbone_options or {}
-    return GroupNetFCNFactory(**locals()).build()
-
-
-@segmentation_constructor
-def GroupNetDeepLab(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=None, include_preprocessing=True, backbone="GroupNetResNet18", backbone_options=None, backbone_weights=None, num_bases=5, aggregation="scales", soft_gates=True, output_stride=8, dilation_rates=None, aspp_rates=(12, 24, 36)) -> tf.keras.Model:
-    """Group-Net DeepLab: the dilated BPAC backbone and an ASPP of K-base binary branches."""
-    backbone_options = backbone_options or {}
-    return GroupNetDeepLabFactory(**locals()).build()
-
-
-register_family(
-    "Group-Net",
-    PAPER,
-    [
-        (GroupNetFCN, GroupNetFCNFactory, registry.VOC_SEGMENTATION, [
-            Reported("PASCAL VOC 2012", miou=65.1, note="ResNet-18 backbone, K=5, FCN-32s"),
-        ]),
-        (GroupNetDeepLab, GroupNetDeepLabFactory, registry.VOC_SEGMENTATION, []),
-    ],
-)
+FAMILY = Family("Group-Net", groupnet.PAPER, (
+    Variant("GroupNetFCN", FCNFactory, VOC,
+            "Group-Net FCN: a dilated K-base binary backbone with BPAC and a full-precision FCN head.",
+            reported=(Reported("PASCAL VOC 2012", miou=65.1, note="ResNet-18 backbone, K=5, FCN-32s"),),
+            recipe="groupnet_fcn_scenes"),
+    Variant("GroupNetDeepLab", DeepLabFactory, VOC,
+            "Group-Net DeepLab: the dilated BPAC backbone and an ASPP of K-base binary branches.",
+            recipe="groupnet_deeplab_scenes"),
+))

@@ -31,7 +31,7 @@ is documented in full:
   input pixels, "scores", "classes", "num_detections"}`.
 - **Training path:** `decode=False` returns the raw predictions of every location of
   every level, packed as (B, locations, num_classes + 5): the class logits, l, t, r, b
-  in pixels, and the centerness logit. `zoo.training.detection` has the targets and
+  in pixels, and the centerness logit. `zoo.models.fcos` has the targets and
   the loss. Both paths have the same layers, so weights move between them.
 
 Locations follow FCOS: on a level of stride s, location (i, j) is the pixel (s//2 +
@@ -43,13 +43,17 @@ from typing import List, Tuple
 
 import numpy as np
 import tensorflow as tf
-from zookeeper import Field, factory
+from zookeeper import Field
 
-from zoo.blocks import AggregateBranches, RepeatBranches, grouped_binary_conv_layer
-from zoo.models.base import batch_norm
-from zoo.models.groupnet import PAPER
-from zoo.models.groupnet_dense import DENSE_DOC, GroupNetDenseFactory, dense_constructor
-from zoo.registry import COCO_DETECTION, register_family
+from zoo.blocks import (
+    AggregateBranches,
+    RepeatBranches,
+    batch_norm,
+    grouped_binary_conv_layer,
+)
+from zoo.models import groupnet
+from zoo.models.family import COCO, Family, Variant
+from zoo.models.groupnet_dense import DENSE_DOC, GroupNetDenseFactory
 
 
 def level_geometry(input_size: Tuple[int, int], strides: Tuple[int, ...]):
@@ -144,11 +148,9 @@ class FCOSDecode(tf.keras.layers.Layer):
                 "iou_threshold": self.iou_threshold, "max_detections": self.max_detections}
 
 
-@factory
-class GroupNetFCOSFactory(GroupNetDenseFactory):
+class FCOSFactory(GroupNetDenseFactory):
     """FCOS with a Group-Net backbone, a binary FPN and binary head towers."""
 
-    name = "GroupNetFCOS"
     output_stride = Field(None)
     fpn_stages: Tuple[int, ...] = Field((2, 3, 4))
     extra_levels: int = Field(2)
@@ -161,6 +163,17 @@ class GroupNetFCOSFactory(GroupNetDenseFactory):
     max_detections: int = Field(100)
     variant_fields = (*GroupNetDenseFactory.variant_fields, "fpn_stages", "extra_levels", "fpn_channels",
                       "head_convs")
+    constructor_fields = (*GroupNetDenseFactory.constructor_fields, "fpn_stages", "extra_levels", "fpn_channels",
+                          "head_convs", "decode", "score_threshold", "iou_threshold", "max_detections")
+    constructor_doc = groupnet.GroupNetFactory.constructor_doc + DENSE_DOC + """
+    `fpn_stages` are the backbone stages (from 1) the FPN reads, `extra_levels` the
+    stride-2 levels added on top, `fpn_channels` its width and `head_convs` the depth of
+    each head tower. With `decode=True` the model returns the detections after score
+    threshold and non-maximum suppression, `{"boxes", "scores", "classes",
+    "num_detections"}` (boxes `[ymin, xmin, ymax, xmax]` in input pixels); with
+    `decode=False` the raw predictions (batch, locations, num_classes + 5) that
+    training uses. `include_top=False` returns the FPN's levels.
+"""
 
     def classes_of(self, dataset) -> int:
         return dataset.num_detection_classes
@@ -201,10 +214,9 @@ class GroupNetFCOSFactory(GroupNetDenseFactory):
         return levels
 
     def features(self, x: tf.Tensor):
-        object.__setattr__(self, "_image", x)
         return self.pyramid(self.backbone_outputs(x))
 
-    def top(self, levels: List[tf.Tensor], num_classes: int):
+    def top(self, levels: List[tf.Tensor], num_classes: int, image: tf.Tensor):
         """The shared head on every level, the raw predictions packed, then decoding."""
         k, c = self.num_bases, self.fpn_channels
         quantizers = self.backbone_factory().quantizers
@@ -233,26 +245,12 @@ class GroupNetFCOSFactory(GroupNetDenseFactory):
         raw = tf.keras.layers.Concatenate(axis=1, dtype="float32", name="raw")(outputs)
         if not self.decode:
             return raw
-        return FCOSDecode(self._image.shape[1:3], self.strides(), num_classes, self.score_threshold,
+        return FCOSDecode(image.shape[1:3], self.strides(), num_classes, self.score_threshold,
                           self.iou_threshold, self.max_detections, name="detections")(raw)
 
 
-DETECTION_DOC = DENSE_DOC + """
-    `fpn_stages` are the backbone stages (from 1) the FPN reads, `extra_levels` the
-    stride-2 levels added on top, `fpn_channels` its width and `head_convs` the depth of
-    each head tower. With `decode=True` the model returns the detections after score
-    threshold and non-maximum suppression, `{"boxes", "scores", "classes",
-    "num_detections"}` (boxes `[ymin, xmin, ymax, xmax]` in input pixels); with
-    `decode=False` the raw predictions (batch, locations, num_classes + 5) that
-    training uses. `include_top=False` returns the FPN's levels.
-"""
-
-
-@dense_constructor(DETECTION_DOC)
-def GroupNetFCOS(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=None, include_preprocessing=True, backbone="GroupNetResNet18", backbone_options=None, backbone_weights=None, num_bases=5, aggregation="scales", soft_gates=True, output_stride=None, dilation_rates=None, fpn_stages=(2, 3, 4), extra_levels=2, fpn_channels=256, head_convs=4, decode=True, score_threshold=0.05, iou_threshold=0.6, max_detections=100) -> tf.keras.Model:
-    """Group-Net FCOS: an anchor-free binary detector, with a K-base binary FPN and head towers."""
-    backbone_options = backbone_options or {}
-    return GroupNetFCOSFactory(**locals()).build()
-
-
-register_family("Group-Net", PAPER, [(GroupNetFCOS, GroupNetFCOSFactory, COCO_DETECTION, [])])
+FAMILY = Family("Group-Net", groupnet.PAPER, (
+    Variant("GroupNetFCOS", FCOSFactory, COCO,
+            "Group-Net FCOS: an anchor-free binary detector, with a K-base binary FPN and head towers.",
+            recipe="groupnet_fcos_scenes"),
+))

@@ -21,16 +21,22 @@ from He-normal (fan-out) weights.
 straight-through gradient) and the straight-through estimator instead of EDE.
 """
 import logging
-from typing import Tuple
+from typing import Optional, Tuple
 
 import larq as lq
 import tensorflow as tf
-from zookeeper import Field, factory
+from zookeeper import Field
 
-from zoo.blocks import HardTanh, SubsampleZeroPad, bireal_unit, real_projection
-from zoo.models.base import ModelFactory, batch_norm, classifier, keras_constructor
-from zoo.quantizers import EDESchedule, EDESign, LibraPBSign
-from zoo.registry import IMAGENET_INPUT, SMALL_INPUT, Paper, Reported, register_family
+from zoo.blocks import (
+    HardTanh,
+    SubsampleZeroPad,
+    batch_norm,
+    bireal_unit,
+    real_projection,
+)
+from zoo.models.base import ModelFactory, classifier
+from zoo.models.family import IMAGENET, SMALL, Family, Paper, Reported, Variant
+from zoo.quantizers import T_MAX, T_MIN, EDESchedule, EDESign, LibraPBSign, ede_t_k
 
 PAPER = Paper(
     title="Forward and Backward Information Retention for Accurate Binary Neural Networks",
@@ -40,7 +46,8 @@ PAPER = Paper(
     url="https://arxiv.org/abs/1909.10788",
     bibtex="""@inproceedings{qin2020irnet,
   title={Forward and Backward Information Retention for Accurate Binary Neural Networks},
-  author={Qin, Haotong and Gong, Ruihao and Liu, Xianglong and Shen, Mingzhu and Wei, Ziran and Yu, Fengwei and Song, Jingkuan},
+  author={Qin, Haotong and Gong, Ruihao and Liu, Xianglong and Shen, Mingzhu and Wei, Ziran and Yu, Fengwei
+          and Song, Jingkuan},
   booktitle={IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)},
   year={2020}
 }""",
@@ -69,6 +76,18 @@ class IRNetFactory(ModelFactory):
     ede: bool = Field(True)
     binary_activations: bool = Field(True)
     variant_fields = ("libra_pb", "ede", "binary_activations")
+    constructor_fields = ("binary_activations",)
+    constructor_doc = """
+    `binary_activations=False` keeps activations real (1W/32A).
+"""
+    # The EDE schedule of training: t from ede_t_min to ede_t_max, per epoch (None) or
+    # every ede_update_every steps (the ImageNet code's 100).
+    ede_t_min: float = Field(T_MIN)
+    ede_t_max: float = Field(T_MAX)
+    ede_update_every: Optional[int] = Field(None)
+
+    def callbacks(self) -> list:
+        return [EDEUpdate(self.ede_t_min, self.ede_t_max, self.ede_update_every)]
 
     def quantizers(self) -> dict:
         """Fresh QuantConv2D arguments for one layer; all share the model's schedule."""
@@ -124,26 +143,15 @@ class IRNetResNetFactory(IRNetFactory):
                 x = hard_tanh(x, f"{name}_conv2_hardtanh")
         return x
 
-    def top(self, x: tf.Tensor, num_classes: int) -> tf.Tensor:
+    def top(self, x: tf.Tensor, num_classes: int, image: tf.Tensor) -> tf.Tensor:
         """Average pooling -> BN -> full-precision dense -> softmax."""
         x = tf.keras.layers.GlobalAveragePooling2D(name="pool")(x)
         return classifier(batch_norm("pool_bn")(x), num_classes)
 
 
-@factory
-class IRNetResNet18Factory(IRNetResNetFactory):
-    name = "IRNetResNet18"
+class SmallIRNetResNetFactory(IRNetResNetFactory):
+    """The CIFAR layout: a 3x3 stem, three stages of 16/32/64 channels, option-A shortcuts."""
 
-
-@factory
-class IRNetResNet34Factory(IRNetResNetFactory):
-    name = "IRNetResNet34"
-    blocks = Field((3, 4, 6, 3))
-
-
-@factory
-class IRNetResNet20Factory(IRNetResNetFactory):
-    name = "IRNetResNet20"
     min_input_size = 8
     blocks = Field((3, 3, 3))
     filters = Field((16, 32, 64))
@@ -154,12 +162,9 @@ class IRNetResNet20Factory(IRNetResNetFactory):
     def shortcut(self, x: tf.Tensor, filters: int, strides: int, name: str) -> tf.Tensor:
         return SubsampleZeroPad(filters, strides, name=name)(x)
 
-
-@factory
-class IRNetVGGSmallFactory(IRNetFactory):
+class IRNetVGGFactory(IRNetFactory):
     """VGG-Small: a full-precision conv, five binary convs, three max-pools, a dense."""
 
-    name = "IRNetVGGSmall"
     min_input_size = 8
     # (filters, followed by a 2x2 max-pool) of each binary conv.
     layers: Tuple[Tuple[int, bool], ...] = Field(
@@ -176,65 +181,76 @@ class IRNetVGGSmallFactory(IRNetFactory):
             x = hard_tanh(batch_norm(f"conv{i}_bn")(x), f"conv{i}_hardtanh")
         return x
 
-    def top(self, x: tf.Tensor, num_classes: int) -> tf.Tensor:
+    def top(self, x: tf.Tensor, num_classes: int, image: tf.Tensor) -> tf.Tensor:
         """Flatten -> full-precision dense -> softmax (the official 1W1A VGG-Small)."""
         return classifier(tf.keras.layers.Flatten(name="flatten")(x), num_classes)
 
 
-@keras_constructor
-def IRNetResNet18(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=None, include_preprocessing=True, binary_activations=True) -> tf.keras.Model:
-    """IR-Net ResNet-18: Libra-PB weights, EDE, Bi-Real-style blocks (ImageNet).
+def ede_schedules(model: tf.keras.Model) -> list:
+    """The distinct `EDESchedule`s that the quantizers of `model` read."""
+    found = {}
+    for layer in model.submodules:
+        if isinstance(layer, (EDESign, LibraPBSign)):
+            found[id(layer.schedule)] = layer.schedule
+    return list(found.values())
 
-    `binary_activations=False` keeps activations real (1W/32A).
+
+class EDEUpdate(tf.keras.callbacks.Callback):
+    """IR-Net's Error Decay Estimator schedule: sets t and k of every EDE quantizer.
+
+    t = T_min * 10^(p * log10(T_max / T_min)), k = max(1/t, 1), with p the training
+    progress: epoch / epochs at the start of each epoch (`update_every=None`, the CIFAR
+    code), or step / steps, refreshed every `update_every` steps (the ImageNet code).
+    The values derive from the epoch and the optimizer's step, so a resumed run picks
+    up the schedule where it stopped.
     """
-    return IRNetResNet18Factory(**locals()).build()
+
+    def __init__(self, t_min: float = T_MIN, t_max: float = T_MAX, update_every: Optional[int] = None):
+        super().__init__()
+        self.t_min, self.t_max, self.update_every = t_min, t_max, update_every
+        self.value = None
+
+    def set_progress(self, progress: float) -> None:
+        t, k = ede_t_k(min(max(progress, 0.0), 1.0), self.t_min, self.t_max)
+        if (t, k) != self.value and self.schedules:  # a model without EDE quantizers has none
+            for schedule in self.schedules:
+                schedule.assign(t, k)
+            self.value = (t, k)
+
+    def on_train_begin(self, logs=None):
+        self.value = None
+        self.schedules = ede_schedules(self.model)
+        self.total_steps = self.params["epochs"] * self.params["steps"]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.update_every is None:
+            self.set_progress(epoch / self.params["epochs"])
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.update_every is not None:
+            step = int(self.model.optimizer.iterations)
+            self.set_progress((step - step % self.update_every) / self.total_steps)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and self.value is not None:
+            logs["ede_t"], logs["ede_k"] = self.value
 
 
-@keras_constructor
-def IRNetResNet34(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=None, include_preprocessing=True, binary_activations=True) -> tf.keras.Model:
-    """IR-Net ResNet-34: Libra-PB weights, EDE, Bi-Real-style blocks (ImageNet).
-
-    `binary_activations=False` keeps activations real (1W/32A).
-    """
-    return IRNetResNet34Factory(**locals()).build()
-
-
-@keras_constructor
-def IRNetResNet20(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=None, include_preprocessing=True, binary_activations=True) -> tf.keras.Model:
-    """IR-Net ResNet-20 (CIFAR layout, option-A shortcuts) for 28x28 or 32x32 images.
-
-    `binary_activations=False` keeps activations real (1W/32A).
-    """
-    return IRNetResNet20Factory(**locals()).build()
-
-
-@keras_constructor
-def IRNetVGGSmall(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=None, include_preprocessing=True, binary_activations=True) -> tf.keras.Model:
-    """IR-Net VGG-Small: five binary 3x3 convs between a real conv and a real dense.
-
-    `binary_activations=False` keeps activations real (1W/32A).
-    """
-    return IRNetVGGSmallFactory(**locals()).build()
-
-
-register_family(
-    "IR-Net",
-    PAPER,
-    [
-        (IRNetResNet18, IRNetResNet18Factory, IMAGENET_INPUT, [
-            Reported("ImageNet", 58.1, 80.0, note="1W/1A"),
-            Reported("ImageNet", 66.5, 86.8, note="1W/32A"),
-        ]),
-        (IRNetResNet34, IRNetResNet34Factory, IMAGENET_INPUT, [
-            Reported("ImageNet", 62.9, 84.1, note="1W/1A"),
-            Reported("ImageNet", 70.4, 89.5, note="1W/32A"),
-        ]),
-        (IRNetResNet20, IRNetResNet20Factory, SMALL_INPUT, [
-            Reported("CIFAR-10", 86.5, note="1W/1A"),
-            Reported("CIFAR-10", 90.8, note="1W/32A"),
-        ]),
-        (IRNetVGGSmall, IRNetVGGSmallFactory, SMALL_INPUT, [
-            Reported("CIFAR-10", 90.4, note="1W/1A; full precision 91.7"),
-        ]),
-    ],
-)
+FAMILY = Family("IR-Net", PAPER, (
+    Variant("IRNetResNet18", IRNetResNetFactory, IMAGENET,
+            "IR-Net ResNet-18: Libra-PB weights, EDE, Bi-Real-style blocks (ImageNet).",
+            reported=(Reported("ImageNet", 58.1, 80.0, note="1W/1A"), Reported("ImageNet", 66.5, 86.8, note="1W/32A")),
+            recipe="irnet_imagenet"),
+    Variant("IRNetResNet34", IRNetResNetFactory, IMAGENET,
+            "IR-Net ResNet-34: Libra-PB weights, EDE, Bi-Real-style blocks (ImageNet).",
+            fields=dict(blocks=(3, 4, 6, 3)),
+            reported=(Reported("ImageNet", 62.9, 84.1, note="1W/1A"), Reported("ImageNet", 70.4, 89.5, note="1W/32A")),
+            recipe="irnet_imagenet"),
+    Variant("IRNetResNet20", SmallIRNetResNetFactory, SMALL,
+            "IR-Net ResNet-20 (CIFAR layout, option-A shortcuts) for 28x28 or 32x32 images.",
+            reported=(Reported("CIFAR-10", 86.5, note="1W/1A"), Reported("CIFAR-10", 90.8, note="1W/32A")),
+            recipe="irnet_resnet20"),
+    Variant("IRNetVGGSmall", IRNetVGGFactory, SMALL,
+            "IR-Net VGG-Small: five binary 3x3 convs between a real conv and a real dense.",
+            reported=(Reported("CIFAR-10", 90.4, note="1W/1A; full precision 91.7"),), recipe="irnet_vgg_small"),
+))

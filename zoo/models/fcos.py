@@ -1,4 +1,4 @@
-"""Training and evaluating the FCOS detector (`zoo.GroupNetFCOS`): targets, loss, mAP.
+"""FCOS heads' training targets, loss and decoding (`zoo.GroupNetFCOS`; its mAP is `zoo.kinds.Detection`).
 
 Targets (FCOS, Tian et al. 2019, with center sampling): a location is positive for a
 box when it lies inside the box and within `radius` strides of its center, and the
@@ -12,7 +12,7 @@ loss of the positives' boxes weighted by their centerness target, plus binary
 cross-entropy of the positives' centerness; the focal and centerness terms are divided
 by the number of positives in the batch, the GIoU term by the sum of the weights.
 """
-from typing import Dict, Optional, Tuple
+from typing import Dict, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -139,27 +139,3 @@ def with_decoding(model: tf.keras.Model, **options) -> tf.keras.Model:
     size, strides = model_geometry(model)
     decode = FCOSDecode(size, strides, model.output_shape[-1] - 5, name="detections", **options)
     return tf.keras.Model(model.input, decode(model.output), name=model.name)
-
-
-def evaluate_detection(model: tf.keras.Model, dataset, batch_size: int = 32, limit: Optional[int] = None) -> dict:
-    """COCO mAP@[.5:.95], mAP@.5 and mAP@.75 (pycocotools) of a detector over the test
-    split (its first `limit` images when given)."""
-    from zoo.training.dense_metrics import detection_map
-
-    model = with_decoding(model)
-    data, count = dataset.test(decoders=getattr(dataset, "decoders", None))
-    if limit is not None:
-        data, count = data.take(limit), min(count, limit)
-    pairs = data.map(lambda d: dataset.detection_pair(d, False), tf.data.AUTOTUNE)
-    pairs = pairs.padded_batch(batch_size, padding_values=(0.0, -1.0, -1))
-    predict = tf.function(lambda x: model(x, training=False))
-    truth, found = [], []
-    for images, boxes, classes in pairs:
-        out = {k: v.numpy() for k, v in predict(images).items()}
-        for i in range(len(images)):
-            keep = classes[i].numpy() >= 0
-            truth.append({"boxes": boxes[i].numpy()[keep], "labels": classes[i].numpy()[keep]})
-            n = out["num_detections"][i]
-            found.append({"boxes": out["boxes"][i, :n], "scores": out["scores"][i, :n],
-                          "labels": out["classes"][i, :n]})
-    return {"dataset": type(dataset).__name__, "examples": int(count), **detection_map(truth, found)}

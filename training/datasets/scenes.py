@@ -22,11 +22,23 @@ Every scene is a pure function of its random generator and the source images:
 `scene(images, labels, seed, split, index)` makes scene `index` of a split from
 `np.random.default_rng([seed, SPLIT_IDS[split], index])`, so any scene can be
 made on its own, in any order, in any process.
+
+`FashionMNISTScenes` is the dataset component that serves these scenes.
 """
 
-from typing import NamedTuple, Tuple
+from typing import Dict, NamedTuple, Tuple
 
 import numpy as np
+import tensorflow as tf
+from zookeeper import Field, component
+
+from zoo.training.datasets.base import flip_together, flip_with_boxes
+from zoo.training.datasets.fashion_mnist import (
+    FASHION_MNIST_CLASSES,
+    FashionMNISTFiles,
+    load_fashion_mnist,
+)
+from zoo.training.datasets.registry import register_dataset
 
 # A resized garment's pixels brighter than this (of 255) are its silhouette.
 SILHOUETTE_THRESHOLD = 16
@@ -216,3 +228,102 @@ def scene(
     """
     rng = np.random.default_rng([seed, SPLIT_IDS[split], index])
     return make_scene(images, labels, rng, **kwargs)
+
+
+@register_dataset
+@component
+class FashionMNISTScenes(FashionMNISTFiles):
+    """Scenes of 2 to 5 Fashion-MNIST garments on a black 96x96x1 canvas, for
+    semantic segmentation and object detection (see the module docstring).
+
+    Elements are `{"image": uint8 (96, 96, 1), "mask": uint8 (96, 96), "boxes":
+    float32 (n, 4), "labels": int64 (n,)}`: mask values 0 = background and
+    `1 + Fashion-MNIST class` (1 to 10); boxes `[ymin, xmin, ymax, xmax]` in
+    pixels (max exclusive), one per garment, in pasting order; labels in the
+    mask's numbering, so `class_names[label]` names a box too.
+
+    The "train" scenes use only Fashion-MNIST's 60,000 training images, the
+    "test" scenes (and "validation", the same scenes) only its 10,000 test
+    images. Scenes are made on the fly (about 2 ms each, on `map` workers),
+    deterministically: scene `i` of a split depends only on the field `seed`,
+    the split and `i`. Nothing is shuffled here. The IDX files are looked for
+    as by `FashionMNIST`.
+    """
+
+    seed: int = Field(0)
+    num_train: int = Field(20_000)
+    num_test: int = Field(2_000)
+
+    input_shape = (96, 96, 1)
+    class_names = ("background", *FASHION_MNIST_CLASSES)
+    weights_tag = "fashion_mnist_scenes"
+    decoders = None  # the scenes are made decoded
+    num_detection_classes = len(FASHION_MNIST_CLASSES)  # boxes have no background class
+
+    def num_examples(self, split: str) -> int:
+        """The number of scenes of "train", "validation" or "test"."""
+        if self._file_split(split) == "train":
+            return self.num_train
+        return self.num_test
+
+    def scene(self, split: str, index: int) -> Scene:
+        """Scene `index` of a split as numpy arrays, with its garments' indices
+        in the Fashion-MNIST split (`sources`).
+
+        Arguments:
+            split: "train", "validation" or "test".
+            index: the scene's index, from 0.
+
+        Returns:
+            The `Scene`.
+
+        Raises:
+            ValueError: for an unknown split.
+            DatasetNotFoundError: if the Fashion-MNIST files are missing.
+        """
+        file_split = self._file_split(split)
+        images, labels = load_fashion_mnist(self.folder)[file_split]
+        size = self.input_shape[0]
+        return scene(images, labels, self.seed, split, index, size=size)
+
+    def detection_pair(self, data: Dict[str, tf.Tensor], training: bool) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """(image float32 0-255, boxes float32 (n, 4), class ids int32 (n,) from 0: the
+        garment's Fashion-MNIST class) of a scene; training flips the image and its
+        boxes at random."""
+        image, boxes = tf.cast(data["image"], tf.float32), tf.cast(data["boxes"], tf.float32)
+        classes = tf.cast(data["labels"], tf.int32) - 1
+        if training:
+            image, boxes = flip_with_boxes(image, boxes)
+        return image, boxes, classes
+
+    def segmentation_pair(self, data: Dict[str, tf.Tensor], training: bool) -> Tuple[tf.Tensor, tf.Tensor]:
+        """(image float32 0-255, mask int32) of a scene; training flips both at random."""
+        image, mask = tf.cast(data["image"], tf.float32), tf.cast(data["mask"], tf.int32)
+        if training:
+            return flip_together(image, mask)
+        return image, mask
+
+    def _split(self, split: str) -> Tuple[tf.data.Dataset, int]:
+        count = self.num_examples(split)
+        load_fashion_mnist(self.folder)  # Raise here if the files are missing.
+
+        def generate(index: np.ndarray):
+            scene = self.scene(split, int(index))
+            return scene.image, scene.mask, scene.boxes, scene.labels
+
+        def element(index: tf.Tensor) -> Dict[str, tf.Tensor]:
+            types = (tf.uint8, tf.uint8, tf.float32, tf.int64)
+            image, mask, boxes, labels = tf.numpy_function(
+                generate, [index], types, stateful=False
+            )
+            return {
+                "image": tf.ensure_shape(image, self.input_shape),
+                "mask": tf.ensure_shape(mask, self.input_shape[:2]),
+                "boxes": tf.ensure_shape(boxes, (None, 4)),
+                "labels": tf.ensure_shape(labels, (None,)),
+            }
+
+        dataset = tf.data.Dataset.range(count).map(
+            element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        )
+        return dataset, count

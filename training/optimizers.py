@@ -1,0 +1,164 @@
+"""Optimizers, learning-rate schedules and distribution strategies of the training tasks."""
+from typing import Sequence
+
+import tensorflow as tf
+from zookeeper import Field, component
+
+
+@component
+class Optimizer:
+    """The optimizer and learning-rate schedule of one training stage.
+
+    `schedule` is one of "constant", "linear" (to 0 over the stage), "poly" ((1 -
+    step/steps) ** `power`, DeepLab's), "cosine" (to 0 over the stage) or "steps"
+    (multiply by `decay_factor` at each of `decay_epochs`).
+    With `warmup_epochs > 0` the rate first rises linearly from `warmup_from` to
+    `learning_rate`. `weight_decay` is Keras' decoupled weight decay.
+
+    The fields are set on the command line, e.g. `optimizer.name=sgd`.
+
+    Attributes:
+        name: "adam" (default) or "sgd".
+        learning_rate: the peak learning rate; default 1e-3.
+        momentum: SGD's momentum; default 0.9 (unused by Adam).
+        nesterov: whether SGD uses Nesterov momentum; default False.
+        weight_decay: decoupled weight decay; default 0.0 (none).
+        schedule: "constant", "linear" (default), "poly", "cosine" or "steps".
+        power: the exponent of "poly"; default 0.9.
+        decay_epochs: the epochs at which "steps" multiplies the rate by
+            `decay_factor`; default none.
+        decay_factor: the factor of each "steps" decay; default 0.1.
+        warmup_epochs: length of the linear warm-up in epochs (may be fractional);
+            default 0.0 (none).
+        warmup_from: the learning rate at the start of the warm-up; default 0.0.
+    """
+
+    name: str = Field("adam")
+    learning_rate: float = Field(1e-3)
+    momentum: float = Field(0.9)
+    nesterov: bool = Field(False)
+    weight_decay: float = Field(0.0)
+    schedule: str = Field("linear")
+    power: float = Field(0.9)
+    decay_epochs: Sequence[int] = Field(())
+    decay_factor: float = Field(0.1)
+    warmup_epochs: float = Field(0.0)
+    warmup_from: float = Field(0.0)
+
+    def learning_rate_schedule(self, steps_per_epoch: int, epochs: int):
+        """The learning rate over a stage, without the warm-up.
+
+        Arguments:
+            steps_per_epoch: optimizer steps per epoch.
+            epochs: epochs of the stage; the decays run over `steps_per_epoch * epochs`
+                steps (at least 1).
+
+        Returns:
+            `learning_rate` (a float) for "constant", else a Keras
+            `LearningRateSchedule` of the optimizer step.
+
+        Raises:
+            ValueError: `schedule` is not one of the four names.
+        """
+        lr, total = self.learning_rate, max(1, steps_per_epoch * epochs)
+        if self.schedule == "constant":
+            return lr
+        if self.schedule in ("linear", "poly"):
+            power = 1.0 if self.schedule == "linear" else self.power
+            return tf.keras.optimizers.schedules.PolynomialDecay(lr, total, 0.0, power=power)
+        if self.schedule == "cosine":
+            return tf.keras.optimizers.schedules.CosineDecay(lr, total)
+        if self.schedule == "steps":
+            boundaries = [int(e) * steps_per_epoch for e in self.decay_epochs]
+            values = [lr * self.decay_factor**i for i in range(len(boundaries) + 1)]
+            return tf.keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+        raise ValueError(
+            f"Unknown schedule {self.schedule!r}; use constant, linear, poly, cosine or steps "
+            "(e.g. optimizer.schedule=steps optimizer.decay_epochs=[10,15])."
+        )
+
+    def build(self, steps_per_epoch: int, epochs: int) -> tf.keras.optimizers.Optimizer:
+        """A fresh Keras optimizer with the stage's learning-rate schedule.
+
+        Arguments:
+            steps_per_epoch: optimizer steps per epoch.
+            epochs: epochs of the stage.
+
+        Returns:
+            `tf.keras.optimizers.Adam` or `tf.keras.optimizers.SGD`, its learning rate
+            wrapped in `WarmUp` when `warmup_epochs > 0`.
+
+        Raises:
+            ValueError: `name` is neither "adam" nor "sgd", or `schedule` is unknown.
+        """
+        lr = self.learning_rate_schedule(steps_per_epoch, epochs)
+        if self.warmup_epochs > 0:
+            lr = WarmUp(self.warmup_from, lr, int(self.warmup_epochs * steps_per_epoch))
+        wd = self.weight_decay or None
+        if self.name == "adam":
+            return tf.keras.optimizers.Adam(lr, weight_decay=wd)
+        if self.name == "sgd":
+            return tf.keras.optimizers.SGD(
+                lr, momentum=self.momentum, nesterov=self.nesterov, weight_decay=wd
+            )
+        raise ValueError(f"Unknown optimizer {self.name!r}; use adam or sgd (optimizer.name=sgd).")
+
+
+@tf.keras.utils.register_keras_serializable(package="zoo")
+class WarmUp(tf.keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up from `start` to the schedule's value over `steps`, then the schedule.
+
+    During the warm-up the rate at step s is start + (target - start) * s / steps,
+    with target the schedule's value at step s; afterwards it is the schedule's value.
+
+    Arguments:
+        start: the learning rate at step 0.
+        schedule: the rate to warm up to, a float or a Keras `LearningRateSchedule`
+            (evaluated at the global step).
+        steps: the number of warm-up steps (at least 1 is used).
+    """
+
+    def __init__(self, start: float, schedule, steps: int):
+        self.start, self.schedule, self.steps = start, schedule, max(1, steps)
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        target = self.schedule(step) if callable(self.schedule) else tf.constant(self.schedule, tf.float32)
+        warm = self.start + (target - self.start) * step / self.steps
+        return tf.where(step < self.steps, warm, target)
+
+    def get_config(self):
+        """The schedule's configuration, for serialization.
+
+        Returns:
+            A dict with `start`, `schedule` (serialized when it is a
+            `LearningRateSchedule`) and `steps`.
+        """
+        schedule = self.schedule
+        if isinstance(schedule, tf.keras.optimizers.schedules.LearningRateSchedule):
+            schedule = tf.keras.optimizers.schedules.serialize(schedule)
+        return {"start": self.start, "schedule": schedule, "steps": self.steps}
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """A `tf.distribute` strategy by name.
+
+    Arguments:
+        name: "default" (one device), "mirrored" (all GPUs, else all CPU devices of
+            this machine) or "multi_worker" (MultiWorkerMirroredStrategy, configured by
+            TF_CONFIG).
+
+    Returns:
+        The strategy.
+
+    Raises:
+        ValueError: an unknown `name`.
+    """
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([d.name for d in devices])
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"Unknown strategy {name!r}; use default, mirrored or multi_worker.")

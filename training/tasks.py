@@ -1,0 +1,244 @@
+"""The training task: `zoo Train<Model> key=value ...` trains one registered model.
+
+`TrainTask` is the stage loop shared by every model; what differs by task kind
+(loss, metrics, targets, evaluation) comes from the model's `Kind`, what differs by
+paper (recipes, twins for pre-training) from `zoo.training.recipes`, and what a model
+family's training needs (IR-Net's EDE schedule) from its factory's `callbacks()`.
+
+Re-running a task with the same `output_dir` resumes where it stopped: Keras'
+`BackupAndRestore` restores the weights, the optimizer state and the epoch; a finished
+stage is not trained again. Two-stage recipes (`pretrain_epochs > 0`): stage 1 trains
+`pretrain_model` (the real-valued twin), stage 2 initialises the binary model from it.
+The run folder's files are listed in `zoo.training.runs`.
+"""
+import math
+from functools import partial
+from pathlib import Path
+from typing import ClassVar, Dict, List, Optional
+
+import tensorflow as tf
+from zookeeper import ComponentField, Field
+from zookeeper.core.component import base_getattr
+from zookeeper.tf import Dataset
+
+from zoo.complexity import complexity
+from zoo.io import read_json, save_model, write_json
+from zoo.models.fcos import FCOSTargets
+from zoo.registry import ModelSpec
+from zoo.training import runs
+from zoo.training.callbacks import EpochTimer
+from zoo.training.datasets import FashionMNIST, FashionMNISTScenes
+from zoo.training.evaluation import batches, dataset_options
+from zoo.training.optimizers import Optimizer, make_strategy
+
+
+class TrainTask:
+    """Base of every `Train<Model>` task (`zoo.training.recipes` makes them).
+
+    Attributes:
+        dataset: the dataset component; default `FashionMNIST`.
+        model: the model factory to train.
+        optimizer: the `Optimizer` of the (last) training stage.
+        epochs: epochs of the (last) training stage; default 30.
+        batch_size: global batch size; default 128.
+        label_smoothing: label smoothing of a classifier's cross-entropy; default 0.0.
+        pretrain_epochs: epochs of stage 1 of a two-stage recipe; default 0 (one stage).
+        pretrain_model: the model factory of stage 1 (used when `pretrain_epochs > 0`).
+        pretrain_optimizer: the `Optimizer` of stage 1.
+        strategy: "default", "mirrored" or "multi_worker" (`make_strategy`).
+        seed: the random seed of TensorFlow, NumPy, Python and the shuffling; default 0.
+        shuffle_buffer: size of the shuffle buffer (capped at the split's size).
+        steps_per_epoch, validation_steps: limits for quick runs; None: full passes.
+        progress_bar: Keras' progress bar (True) or one line per epoch.
+        callbacks: extra Keras callbacks, run after the task's own.
+        output_dir: the run's folder; default "runs/<Task>_<Dataset>".
+    """
+
+    spec: ClassVar[ModelSpec]  # the model this task trains (set when the task is made)
+    # Recipe settings: the model's field values, and those of the stage-1 twin.
+    model_fields: ClassVar[Dict[str, object]] = {}
+    pretrain_twin: ClassVar[Optional[Dict[str, object]]] = None
+
+    dataset: Dataset = ComponentField(FashionMNIST)
+    model: tf.keras.Model = ComponentField()
+    optimizer: Optimizer = ComponentField(Optimizer)
+
+    epochs: int = Field(30)
+    batch_size: int = Field(128)
+    label_smoothing: float = Field(0.0)
+
+    pretrain_epochs: int = Field(0)
+    pretrain_model: tf.keras.Model = ComponentField(allow_missing=True)
+    pretrain_optimizer: Optimizer = ComponentField(Optimizer)
+
+    strategy: str = Field("default")
+    seed: int = Field(0)
+    shuffle_buffer: int = Field(60_000)
+    steps_per_epoch: Optional[int] = Field(None)
+    validation_steps: Optional[int] = Field(None)
+    progress_bar: bool = Field(True)
+    callbacks: List[tf.keras.callbacks.Callback] = Field(lambda: [])
+
+    @Field
+    def output_dir(self) -> str:
+        return str(Path("runs") / f"{type(self).__name__}_{type(self.dataset).__name__}")
+
+    @property
+    def kind(self):
+        return self.spec.kind
+
+    def data(self, split: str, training: bool) -> tuple:
+        """(batched tf.data.Dataset of (image, target), number of examples) of a split."""
+        return batches(self.dataset, split, training, self.batch_size, partial(self.kind.pair, self.dataset),
+                       self.shuffle_buffer, self.seed, one_hot=self.kind.one_hot)
+
+    def check_input(self, model: tf.keras.Model) -> None:
+        """Raises a ValueError when the model does not take the dataset's input shape."""
+        expected, got = tuple(self.dataset.input_shape), tuple(model.input_shape[1:])
+        if got != expected:
+            raise ValueError(
+                f"The model takes inputs of shape {got} but {type(self.dataset).__name__} "
+                f"gives {expected}; drop the model.input_shape override or pick a matching dataset."
+            )
+
+    def stage_callbacks(self, factory, stage_dir: Path) -> List[tf.keras.callbacks.Callback]:
+        """The family's callbacks and the timer first, then loggers, backup, the user's."""
+        return [
+            *factory.callbacks(),
+            EpochTimer(),
+            tf.keras.callbacks.CSVLogger(str(stage_dir / "history.csv"), append=True),
+            tf.keras.callbacks.TensorBoard(str(stage_dir / "logs"), write_graph=False, profile_batch=0),
+            tf.keras.callbacks.BackupAndRestore(str(stage_dir / "backup"), delete_checkpoint=False),
+            *self.callbacks,
+        ]
+
+    def train_stage(self, strategy, attr: str, optimizer: Optimizer, epochs: int,
+                    stage_dir: Path, init_weights: Optional[Path]) -> tf.keras.Model:
+        """Trains the model of field `attr` ("model" or "pretrain_model") for one stage,
+        resuming from its backup; a finished stage only loads its weights. Writes
+        model.weights.h5, model.h5 and stage.json to `stage_dir`. `init_weights` (stage
+        1's weights) initialise a stage that has no backup yet."""
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        with strategy.scope():
+            model = getattr(self, attr)
+            self.check_input(model)
+        train, n_train = self.data("train", training=True)
+        validation, _ = self.data("validation", training=False)
+        steps = self.steps_per_epoch or math.ceil(n_train / self.batch_size)
+        with strategy.scope():
+            model.compile(optimizer=optimizer.build(steps, epochs),
+                          loss=self.loss_function(model),
+                          metrics=self.kind.training_metrics(self.dataset.num_classes))
+        weights = stage_dir / "model.weights.h5"
+        if read_json(stage_dir / "stage.json").get("epochs") == epochs and weights.exists():
+            print(f"{stage_dir}: finished earlier ({epochs} epochs); loading its weights.")
+            model.load_weights(str(weights))
+            return model
+        if init_weights is not None and not (stage_dir / "backup").exists():
+            print(f"Initialising {model.name} from {init_weights}")
+            model.load_weights(str(init_weights))
+        print(f"{model.name}: {stage_dir}, {strategy.num_replicas_in_sync} replica(s)\n"
+              + complexity(model).table(per_layer=False))
+        model.fit(
+            train, epochs=epochs, steps_per_epoch=steps, validation_data=validation,
+            validation_steps=self.validation_steps,
+            callbacks=self.stage_callbacks(base_getattr(self, attr), stage_dir),
+            verbose=1 if self.progress_bar else 2,
+        )
+        save_model(model, weights, weights_only=True)
+        save_model(model, stage_dir / "model.h5", weights_only=False)
+        write_json(stage_dir / "stage.json", {"epochs": epochs})
+        return model
+
+    def loss_function(self, model: tf.keras.Model) -> tf.keras.losses.Loss:
+        return self.kind.loss(model, self.label_smoothing)
+
+    def run(self) -> dict:
+        """Trains both stages (or one), evaluates on the test split and writes the run
+        folder; returns the metrics record (also written to metrics.json)."""
+        out = Path(self.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        tf.keras.utils.set_random_seed(self.seed)
+        (out / "config.txt").write_text(str(self) + "\n", encoding="utf-8")
+        # The commit of the code this run imported (a resumed run keeps its first one).
+        commit = read_json(out / "run.json").get("git_commit") or runs.git_commit()
+        write_json(out / "run.json", {"model": self.spec.name, "task": type(self).__name__,
+                                      "dataset": type(self.dataset).__name__, "git_commit": commit})
+        strategy = make_strategy(self.strategy)
+        init = None
+        if self.pretrain_epochs > 0:
+            self.train_stage(strategy, "pretrain_model", self.pretrain_optimizer,
+                             self.pretrain_epochs, out / "pretrain", None)
+            init = out / "pretrain" / "model.weights.h5"
+        model = self.train_stage(strategy, "model", self.optimizer, self.epochs, out, init)
+        metrics = self.metrics_record(model, out)
+        write_json(out / "metrics.json", metrics)
+        print(f"Test {self.kind.text(metrics)} on {metrics['test_examples']:,} {metrics['dataset']} "
+              f"test images; written to {out}")
+        return metrics
+
+    def metrics_record(self, model: tf.keras.Model, out: Path) -> dict:
+        """The run's record: names, input, classes, architecture options, the test scores
+        (`Kind.evaluate`), epochs, batch size, wall time, command, commit, machine,
+        versions and the model's cost (`Complexity.as_dict()`)."""
+        result = self.kind.evaluate(model, self.dataset, self.batch_size)
+        result["test_examples"] = result.pop("examples")
+        stages = [out / "pretrain"] if self.pretrain_epochs > 0 else []
+        return {
+            "model": self.spec.name,
+            "task": type(self).__name__,
+            "kind": self.kind.name,
+            "dataset_options": dataset_options(self.dataset),
+            "input_shape": list(model.input_shape[1:]),
+            "num_classes": self.kind.predicted_classes(model),
+            "options": base_getattr(self, "model").variant(),
+            **result,
+            "epochs": self.epochs,
+            "pretrain_epochs": self.pretrain_epochs,
+            "batch_size": self.batch_size,
+            "wall_time_seconds": round(sum(runs.epoch_seconds(d / "history.csv") for d in [*stages, out]), 1),
+            "command": runs.command_line(),
+            "git_commit": read_json(out / "run.json")["git_commit"],  # written by run() at the start
+            "machine": runs.machine(),
+            "versions": runs.versions(),
+            **complexity(model).as_dict(),
+        }
+
+
+class SegmentationTask(TrainTask):
+    """Semantic segmentation's defaults, for the 96x96 Fashion-MNIST scenes: batch 32,
+    Adam lr 1e-3 with the "poly" (power 0.9) decay of the Group-Net recipe, no weight
+    decay. The paper's VOC recipe (from an ImageNet backbone) is `dataset=VocSegmentation
+    optimizer.learning_rate=1e-4 optimizer.weight_decay=1e-4 batch_size=16 epochs=50`;
+    its 10x learning rate of the head is not implemented (one optimizer for every weight).
+
+    References:
+        - Zhuang et al., Group-Net, CVPR 2019, Section 5; official segmentation code.
+    """
+
+    dataset = ComponentField(FashionMNISTScenes)
+    batch_size = Field(32)
+    shuffle_buffer = Field(20_000)
+    optimizer = ComponentField(Optimizer, name="adam", learning_rate=1e-3, schedule="poly")
+
+
+class DetectionTask(TrainTask):
+    """Object detection's defaults, for the Fashion-MNIST scenes: Adam lr 1e-3, linear
+    decay, batch 32 (FCOS' own is SGD lr 0.01 with batch 16 on COCO, for a
+    full-precision ResNet-50). The loss is `FCOSLoss` on targets made for the model's
+    levels (`FCOSTargets`); mAP needs decoding, so it is measured on the test split at
+    the end only.
+    """
+
+    dataset = ComponentField(FashionMNISTScenes)
+    batch_size = Field(32)
+    shuffle_buffer = Field(20_000)
+    model_fields = {"decode": False}  # trains on the raw predictions
+
+    def data(self, split: str, training: bool) -> tuple:
+        return batches(self.dataset, split, training, self.batch_size, FCOSTargets(self.dataset, self.model),
+                       self.shuffle_buffer, self.seed)
+
+
+# The task every model of a kind trains with unless its variant names a recipe.
+KIND_TASKS = {"classification": TrainTask, "segmentation": SegmentationTask, "detection": DetectionTask}
