@@ -105,7 +105,7 @@ def table(head: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
 def write_result(name: str, result: dict) -> Path:
     """Writes results/<name>.json atomically, with the machine and the command."""
-    from zoo.weights import atomic_write_bytes
+    from zoo.io import atomic_write_bytes
 
     record = {**result, "machine": machine(), "command": " ".join([Path(sys.executable).name, *sys.argv])}
     path = RESULTS / f"{name}.json"

@@ -8,7 +8,7 @@ mkdocs calls these at build time (`hooks:` in mkdocs.yml):
   checkpoints), `models/<Model>.md` (constructor, cost per layer, checkpoints with
   the commands that made them and their training curves, the paper's numbers) and
   `api/models.md`. Facts come from `zoo.list_models()` (the registry),
-  `zoo.complexity` and the weights index (`zoo.weights.entries()`); none is typed here.
+  `zoo.complexity` and the weights index (`zoo.weights_index.entries()`); none is typed here.
 - `on_page_content` turns arithmatex's `\\( \\)` and `\\[ \\]` spans into MathML, which
   browsers render without JavaScript or a network.
 """
@@ -27,7 +27,8 @@ import latex2mathml.converter
 from mkdocs.structure.files import File
 
 import zoo
-from zoo import kinds, weights
+from zoo import kinds
+from zoo import weights as weights_index
 
 MODELS_DIR = "models"
 FASHION_MNIST = "FashionMNIST"
@@ -43,12 +44,12 @@ def cost(name: str) -> zoo.Complexity:
 
 
 def published(name: str, include_top: bool = True):
-    return [e for e in weights.entries() if e.model == name and e.include_top == include_top]
+    return [e for e in weights_index.entries() if e.model == name and e.include_top == include_top]
 
 
 def fashion_points():
     """Published Fashion-MNIST checkpoints with their classifier and a top-1."""
-    return [e for e in weights.entries() if e.include_top and e.dataset == FASHION_MNIST and "top1" in e.scores]
+    return [e for e in weights_index.entries() if e.include_top and e.dataset == FASHION_MNIST and "top1" in e.scores]
 
 
 def paper_result(spec):
@@ -141,7 +142,7 @@ def pyplot():
 
 def history(entry):
     """The checkpoint's training curve: rows of the history CSV beside the index."""
-    path = weights.index_path().parent / entry.history
+    path = weights_index.index_path().parent / entry.history
     with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
 

@@ -404,7 +404,7 @@ def test_resnet18_cost_grows_with_the_bases(costs):
     "LCE 0.16 and larq's native grouped QuantConv2D: with 16 input channels per group "
     "the converter refuses LceBconv2d ('the number of input channels per-group must be a "
     "multiple of 32') and keeps a float CONV_2D; with 32 it converts, but the default "
-    "LceBconv2d kernel (zoo.tflite.predict) fails to prepare ('Grouped binary "
+    "LceBconv2d kernel (zoo.deploy) fails to prepare ('Grouped binary "
     "convolutions are not supported with this kernel'). Hence GroupedQuantConv2D."))
 @pytest.mark.parametrize("channels_per_group", [16, 32])
 def test_lce_native_grouped_binary_conv(channels_per_group):
@@ -415,4 +415,4 @@ def test_lce_native_grouped_binary_conv(channels_per_group):
     )(inputs)
     flatbuffer = tflite.convert(tf.keras.Model(inputs, outputs))
     assert tflite.op_counts(flatbuffer)["LceBconv2d"] == 1
-    tflite.predict(flatbuffer, np.ones((1, 6, 6, 2 * channels_per_group), "float32"))
+    zoo.deploy(flatbuffer)(np.ones((1, 6, 6, 2 * channels_per_group), "float32"))

@@ -119,7 +119,7 @@ def test_raw_detector_exports_every_binary_convolution_to_lce(tmp_path):
     ops = tflite.op_counts(flatbuffer)
     # Backbone 20 binary convs; FPN 2 laterals + 2 outputs + 1 extra; towers 2 x 2 convs at 3 levels.
     assert ops["LceBconv2d"] == 2 * (20 + 5 + 4 * 3)
-    lite = tflite.predict(flatbuffer, x)
+    lite = zoo.deploy(flatbuffer)(x)
     np.testing.assert_allclose(lite, model.predict(x, verbose=0), atol=2e-3)
 
 

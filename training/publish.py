@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from zoo import complexity, registry
-from zoo import weights as index
+from zoo import weights as weights_index
 from zoo.io import atomic_write_bytes, save_model
 from zoo.models.base import options_from_json
 from zoo.training.evaluation import make_dataset
@@ -76,7 +76,7 @@ def publish(
     url_base: Optional[str] = None,
     out_dir: Optional[str] = None,
     index_file: Optional[str] = None,
-) -> List[index.Entry]:
+) -> List[weights_index.Entry]:
     """Adds (or replaces) the run's entries in the index; returns them.
 
     Besides the two checkpoints it writes the training curve,
@@ -104,7 +104,7 @@ def publish(
     spec = registry.get(run["model"])
     dataset = make_dataset(run["dataset"], run.get("dataset_options"))  # the run's test split
     tag = tag or dataset.weights_tag
-    index_path = Path(index_file) if index_file else index.index_path()
+    index_path = Path(index_file) if index_file else weights_index.index_path()
     folder = Path(out_dir) if url_base else index_path.parent
     shape, classes = tuple(run["input_shape"]), run["num_classes"]
 
@@ -142,14 +142,14 @@ def publish(
         scores = {m.key: result[m.key] for m in spec.kind.scores} if include_top else {}
         accuracy = dict(scores=scores, test_examples=result["examples"] if include_top else None)
         location = dict(url=f"{url_base.rstrip('/')}/{name}") if url_base else dict(file=name)
-        new.append(index.Entry(
-            include_top=include_top, sha256=index.sha256(folder / name),
+        new.append(weights_index.Entry(
+            include_top=include_top, sha256=weights_index.sha256(folder / name),
             size=(folder / name).stat().st_size, **location, **accuracy, **common,
         ))
     keys = {(e.model, e.tag, e.include_top) for e in new}
-    current = index.entries(index_path) if index_path.exists() else ()  # else a new index
+    current = weights_index.entries(index_path) if index_path.exists() else ()  # else a new index
     kept = [e for e in current if (e.model, e.tag, e.include_top) not in keys]
-    index.write_index([*kept, *new], index_path)
+    weights_index.write_index([*kept, *new], index_path)
     return new
 
 
@@ -168,7 +168,7 @@ def evaluate_published(models=(), limit: Optional[int] = None) -> List[dict]:
         `ops` and `memory_mbit` (from the entry's cost).
     """
     rows = []
-    for entry in index.entries():
+    for entry in weights_index.entries():
         if not entry.include_top or (models and entry.model not in models):
             continue
         spec = registry.get(entry.model)

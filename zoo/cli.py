@@ -34,11 +34,12 @@ def _fmt(value, spec=".1f", missing="-"):
 
 def list_command(cost: bool) -> None:
     """Registered models: family, default input, paper results, published weights."""
-    from zoo import complexity, kinds, registry, weights
+    from zoo import complexity, kinds, registry
+    from zoo import weights as weights_index
 
     specs = registry.list_models()
     published = {}
-    for e in weights.entries():
+    for e in weights_index.entries():
         if e.include_top:
             headline = kinds.get(e.kind).headline
             name = "" if headline.key == "top1" else headline.name + " "
@@ -118,10 +119,11 @@ def export_command(model: str, weights, out: str, input_shape, num_classes, num_
 
 def weights_list_command() -> None:
     """The weights index, a checkpoint per line."""
-    from zoo import kinds, weights
+    from zoo import kinds
+    from zoo import weights as weights_index
 
-    click.echo(f"index: {weights.index_path()}")
-    entries = weights.entries()
+    click.echo(f"index: {weights_index.index_path()}")
+    entries = weights_index.entries()
     t = max([len("tag"), *(len(e.tag) for e in entries)])
     head = (f"{'model':<17} {'tag':<{t}} {'top':<5} {'input':<9} {'score (%)':>12} {'epochs':>6} "
             f"{'MB':>5}  command")

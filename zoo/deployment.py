@@ -244,7 +244,7 @@ def export(model: tf.keras.Model, path, images: Optional[np.ndarray] = None, for
 
 def _write_lce(model: tf.keras.Model, path: Path) -> dict:
     from zoo import tflite
-    from zoo.weights import atomic_write_bytes
+    from zoo.io import atomic_write_bytes
 
     flatbuffer = tflite.convert(model)
     atomic_write_bytes(path, flatbuffer)

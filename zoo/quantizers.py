@@ -6,9 +6,17 @@ in `QuantConv2D(input_quantizer=..., kernel_quantizer=...)` and a whole-model h5
 reloads. `precision` tells `zoo.complexity` (and `larq.models.summary`) whether the
 layer's multiply-accumulates are binary (1) or full precision (32).
 
-Bi-Real Net's own quantizers are Larq's: `"approx_sign"` (activations) and
-`"magnitude_aware_sign"` (weights, per output channel, with `"weight_clip"`).
-IR-Net's are here: `"libra_pb_sign"` (weights) and `"ede_sign"` (activations).
+- Bi-Real Net (Liu et al., ECCV 2018): its binary quantizers are Larq's, `"approx_sign"`
+  (activations) and `"magnitude_aware_sign"` (weights, per output channel, with
+  `"weight_clip"`). Here: `"clip"`, the sign's stand-in in the real-valued stage 1, and
+  `"leaky_clip"`, Bi-Real Net 50's one real-valued convolution.
+- IR-Net (Qin et al., CVPR 2020): `"libra_pb_sign"` (weights) and `"ede_sign"`
+  (activations), whose backward passes read one `EDESchedule` per model.
+- Group-Net (Zhuang et al., CVPR 2019): `"groupnet_weight_sign"` (weights; activations
+  use Larq's `"approx_sign"`) and `"tanh"`, the activation sign's stand-in in stage 1.
+
+Every binary quantizer's forward pass is a sign with sign(0) = +1 (Larq's
+`lq.math.sign`); weight quantizers take Keras kernels, output channels on the last axis.
 """
 import math
 from typing import Optional
@@ -23,7 +31,8 @@ class Clip(lq.quantizers.Quantizer):
     r"""Full-precision stand-in for a sign quantizer: clip(x, -1, 1).
 
     Used by the real-valued pre-training stage of Bi-Real Net, whose twin network
-    replaces every sign by clip(-1, x, 1); the gradient is 1 inside [-1, 1], 0 outside.
+    replaces every sign by clip(x, -1, 1); the gradient is 1 on [-1, 1] (ends
+    included), 0 outside.
 
     References:
         - Liu et al., Bi-Real Net, ECCV 2018, Section 3.4 (real-valued initialisation).
@@ -32,14 +41,6 @@ class Clip(lq.quantizers.Quantizer):
     precision = 32
 
     def call(self, inputs):
-        """Clips `inputs` to [-1, 1].
-
-        Arguments:
-            inputs: a tensor (activations).
-
-        Returns:
-            clip(inputs, -1, 1), of the input's shape.
-        """
         return tf.clip_by_value(inputs, -1.0, 1.0)
 
 
@@ -48,8 +49,9 @@ class Clip(lq.quantizers.Quantizer):
 class LeakyClip(lq.quantizers.Quantizer):
     r"""Full-precision leaky clip: x inside [-1, 1], slope 0.1 outside.
 
-    Bi-Real Net 50's official code puts it before the one full-precision 1x1
-    convolution of the first bottleneck (the only real-valued conv of the body).
+    Forward: clip(x, -1, 1) + 0.1 (x - clip(x, -1, 1)); gradient 1 inside [-1, 1],
+    0.1 outside. Bi-Real Net 50's official code puts it before the one full-precision
+    1x1 convolution of the first bottleneck (the only real-valued conv of the body).
 
     References:
         - Liu et al., Bi-Real Net, ECCV 2018; Bi-Real Net 50's official code.
@@ -58,14 +60,6 @@ class LeakyClip(lq.quantizers.Quantizer):
     precision = 32
 
     def call(self, inputs):
-        """Applies the leaky clip.
-
-        Arguments:
-            inputs: a tensor (activations).
-
-        Returns:
-            clip(x, -1, 1) + 0.1 * (x - clip(x, -1, 1)), of the input's shape.
-        """
         clipped = tf.clip_by_value(inputs, -1.0, 1.0)
         return clipped + 0.1 * (inputs - clipped)
 
@@ -82,11 +76,8 @@ def ede_t_k(progress: float, t_min: float = T_MIN, t_max: float = T_MAX):
 
     Arguments:
         progress: the training progress p, from 0 (start) to 1 (end).
-        t_min: t at p = 0; default `T_MIN` (0.1, the paper's).
-        t_max: t at p = 1; default `T_MAX` (10, the paper's).
-
-    Returns:
-        The pair `(t, k)` of floats.
+        t_min: t at p = 0 (the paper's 0.1).
+        t_max: t at p = 1 (the paper's 10).
 
     References:
         - Qin et al., IR-Net, CVPR 2020, Section 3.2 (EDE).
@@ -100,11 +91,9 @@ def ede_sign(x: tf.Tensor, t, k) -> tf.Tensor:
 
     Arguments:
         x: the tensor to binarize.
-        t: EDE's t (a float, tensor or variable, read at each call); cast to `x`'s dtype.
+        t: EDE's t: a float, tensor or variable, read at each call (so assigning a
+            variable takes effect without retracing); cast to `x`'s dtype.
         k: EDE's k, likewise.
-
-    Returns:
-        sign(x) as a tensor of `x`'s shape, with the EDE gradient.
 
     References:
         - Qin et al., IR-Net, CVPR 2020, Section 3.2 (EDE).
@@ -127,14 +116,12 @@ class EDESchedule(tf.keras.layers.Layer):
 
     A model factory makes one and hands it to every `EDESign` / `LibraPBSign`, so one
     schedule drives weights and activations alike; the training callback
-    (`zoo.training.callbacks.EDEUpdate`) assigns it. A quantizer built without one (for
-    instance after `load_model`) makes its own; the callback updates every schedule it
-    finds in a model.
+    (`zoo.models.irnet.EDEUpdate`) sets it with `assign(*ede_t_k(p))` (`assign` does
+    not derive k from t). A quantizer built without one (for instance after
+    `load_model`) makes its own; the callback updates every schedule it finds in a model.
 
-    The variables `t` and `k` start at `ede_t_k(0.0)`, i.e. t = T_MIN and k = 1 / T_MIN.
-
-    Arguments:
-        **kwargs: Keras layer keyword arguments (e.g. `name`).
+    The layer only holds the variables (calling it is the identity). `t` and `k` start
+    at `ede_t_k(0.0)`, i.e. t = T_MIN and k = 1 / T_MIN.
 
     References:
         - Qin et al., IR-Net, CVPR 2020, Section 3.2 (EDE).
@@ -147,24 +134,10 @@ class EDESchedule(tf.keras.layers.Layer):
         self.k = self.add_weight("k", shape=(), initializer=tf.constant_initializer(k), trainable=False)
 
     def assign(self, t: float, k: float) -> None:
-        """Sets the schedule's t and k (seen by every quantizer that shares it).
-
-        Arguments:
-            t: the new value of t.
-            k: the new value of k.
-        """
         self.t.assign(t)
         self.k.assign(k)
 
     def call(self, inputs):
-        """Returns `inputs` unchanged: the layer only holds the variables.
-
-        Arguments:
-            inputs: any tensor.
-
-        Returns:
-            `inputs`.
-        """
         return inputs
 
 
@@ -181,6 +154,7 @@ class _EDEQuantizer(lq.quantizers.Quantizer):
     The schedule is training state, not a weight of the model: it is kept out of the
     layer's weights (so h5 files and `get_weights()` are the same with or without
     EDE), and the callback recomputes it from the epoch or step when a run resumes.
+    Without a schedule the quantizer makes its own on first use of `schedule`.
     """
 
     precision = 1
@@ -214,7 +188,6 @@ class EDESign(_EDEQuantizer):
         schedule: the `EDESchedule` whose t and k the backward pass reads, shared with
             the model's other EDE quantizers; default None: the quantizer makes its own
             on first use.
-        **kwargs: Keras layer keyword arguments (e.g. `name`).
 
     References:
         - Qin et al., Forward and Backward Information Retention for Accurate Binary
@@ -222,14 +195,6 @@ class EDESign(_EDEQuantizer):
     """
 
     def call(self, inputs):
-        """Binarizes `inputs` with the schedule's current t and k.
-
-        Arguments:
-            inputs: the tensor to binarize (activations or weights).
-
-        Returns:
-            sign(inputs) (sign(0) = +1), with the EDE gradient.
-        """
         return ede_sign(inputs, self.schedule.t, self.schedule.k)
 
 
@@ -242,19 +207,17 @@ class LibraPBSign(_EDEQuantizer):
         official code's torch.std);  s_c = 2^round(log2(mean_c |w_std|)) (stop-gradient);
         Q(w) = s_c * sign(w_std).
 
+    The mean and std run over all of a kernel's axes but the last (output channels).
     The gradient flows through the balancing and standardization (mean and std are
     not stop-gradiented) and through the sign by EDE (`estimator="ede"`), or by the
-    straight-through identity (`estimator="ste"`, the ablation without EDE). The
-    scale s_c is an integer power of two, so it is a bit shift at inference.
+    straight-through identity, unclipped (`estimator="ste"`, the ablation without
+    EDE). The scale s_c is an integer power of two, so it is a bit shift at inference.
 
     Arguments:
         schedule: the shared `EDESchedule` read by the EDE backward pass; default None:
             the quantizer makes its own on first use (unused with `estimator="ste"`).
-        estimator: the gradient of the sign, "ede" (default) or "ste".
-        **kwargs: Keras layer keyword arguments (e.g. `name`).
-
-    Raises:
-        ValueError: `estimator` is neither "ede" nor "ste".
+        estimator: the gradient of the sign, "ede" (default) or "ste"; anything else
+            raises a ValueError.
 
     References:
         - Qin et al., IR-Net, CVPR 2020, Section 3.1 (Libra-PB), and Section 3.2 (EDE)
@@ -268,18 +231,11 @@ class LibraPBSign(_EDEQuantizer):
         self.estimator = estimator
 
     def call(self, inputs):
-        """Binarizes a kernel with Libra-PB.
-
-        Arguments:
-            inputs: the kernel, output channels on the last axis.
-
-        Returns:
-            s_c * sign(w_std), of the kernel's shape.
-        """
         axes = list(range(len(inputs.shape) - 1))  # all but the output channels
         n = tf.cast(tf.reduce_prod(tf.shape(inputs)[:-1]), inputs.dtype)
         balanced = inputs - tf.reduce_mean(inputs, axis=axes, keepdims=True)
         variance = tf.reduce_sum(tf.square(balanced), axis=axes, keepdims=True) / (n - 1.0)
+        # The 1e-12 is not the official code's: a constant channel gives 0, not 0 / 0.
         standardized = balanced / tf.sqrt(variance + 1e-12)
         mean_abs = tf.reduce_mean(tf.abs(standardized), axis=axes, keepdims=True)
         scale = tf.stop_gradient(tf.pow(2.0, tf.round(tf.math.log(mean_abs) / math.log(2.0))))
@@ -290,12 +246,6 @@ class LibraPBSign(_EDEQuantizer):
         return scale * signs
 
     def get_config(self):
-        """The quantizer's configuration, for serialization.
-
-        Returns:
-            The base quantizer's config dict plus `estimator`; the schedule is not part
-            of it (a deserialized quantizer makes its own).
-        """
         return {**super().get_config(), "estimator": self.estimator}
 
 
@@ -306,7 +256,7 @@ class GroupNetWeightSign(lq.quantizers.Quantizer):
     r"""Group-Net's weight binarization: sign(W) times one mean |W| per binary base.
 
     Forward, for the kernel slice W_g of group g (the last axis, the output channels,
-    split into `groups` equal slices):
+    split into `groups` equal contiguous slices):
 
         Q(W_g) = mean(|W_g|) * sign(W_g)      (sign(0) = +1, as Larq)
 
@@ -322,12 +272,10 @@ class GroupNetWeightSign(lq.quantizers.Quantizer):
     Arguments:
         groups: the number of equal slices of the last (output) axis, each with its own
             scale; the number of bases of a fused Group-Net convolution. Default 1.
-        **kwargs: Keras layer keyword arguments (e.g. `name`).
-
-    Calling it returns the binarized kernel, of the input's shape.
 
     Raises:
-        ValueError: `groups` is less than 1.
+        ValueError: `groups` is less than 1; or, when called, the kernel's last axis
+            does not divide into `groups` slices.
 
     References:
         - Zhuang et al., Structured Binary Neural Networks for Accurate Image
@@ -344,17 +292,6 @@ class GroupNetWeightSign(lq.quantizers.Quantizer):
         self.groups = int(groups)
 
     def call(self, inputs):
-        """Binarizes a kernel: mean(|W_g|) * sign(W_g) for each of the `groups` slices.
-
-        Arguments:
-            inputs: the kernel, output channels on the last axis.
-
-        Returns:
-            The binarized kernel, of the input's shape; its gradient is the identity.
-
-        Raises:
-            ValueError: the kernel's last axis does not divide into `groups` slices.
-        """
         groups = self.groups
 
         @tf.custom_gradient
@@ -365,6 +302,7 @@ class GroupNetWeightSign(lq.quantizers.Quantizer):
                     f"GroupNetWeightSign(groups={groups}) needs a kernel whose last axis "
                     f"divides into {groups} slices; got shape {tuple(w.shape)}."
                 )
+            # Group g is output channels [g C/K, (g + 1) C/K), a grouped convolution's layout.
             sliced = tf.reshape(w, [-1, groups, channels // groups])
             scale = tf.reduce_mean(tf.abs(sliced), axis=[0, 2], keepdims=True)
             binary = tf.reshape(lq.math.sign(sliced) * scale, tf.shape(w))
@@ -373,11 +311,6 @@ class GroupNetWeightSign(lq.quantizers.Quantizer):
         return _binarize(inputs)
 
     def get_config(self):
-        """The quantizer's configuration, for serialization.
-
-        Returns:
-            The base quantizer's config dict plus `groups`.
-        """
         return {**super().get_config(), "groups": self.groups}
 
 
@@ -397,12 +330,4 @@ class Tanh(lq.quantizers.Quantizer):
     precision = 32
 
     def call(self, inputs):
-        """Applies tanh.
-
-        Arguments:
-            inputs: a tensor (activations).
-
-        Returns:
-            tanh(inputs), of the input's shape.
-        """
         return tf.tanh(inputs)

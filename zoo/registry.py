@@ -57,9 +57,9 @@ class ModelSpec:
     @property
     def weights(self) -> List[str]:
         """Sorted tags of the model's published checkpoints (read from the weights index)."""
-        from zoo import weights
+        from zoo import weights as weights_index
 
-        return weights.available_tags(self.name)
+        return weights_index.available_tags(self.name)
 
     def build(self, **kwargs):
         """The public constructor called with `kwargs` (`weights`, `input_shape`, ...)."""

@@ -21,7 +21,6 @@ import tempfile
 from collections import Counter
 from typing import Optional, Tuple
 
-import numpy as np
 import tensorflow as tf
 
 from zoo.complexity import binary_convolutions
@@ -144,21 +143,3 @@ def fallbacks(model: tf.keras.Model, flatbuffer: bytes) -> Tuple[str, ...]:
         tensor = result if readers[source] > 1 else source
         found.update(filter(None, (_layer_of(part, expected) for part in tensor.split("/")[:-1])))
     return tuple(name for name, n in expected.items() if found[name] < n)
-
-
-def predict(flatbuffer: bytes, images: np.ndarray, num_threads: Optional[int] = 1) -> np.ndarray:
-    """Outputs of the converted model (LCE's interpreter), one image at a time.
-
-    Arguments:
-        flatbuffer: the bytes of a converted `.tflite` file.
-        images: a batch of images, shape (N, height, width, channels); each is cast
-            to float32 and run as a batch of one.
-        num_threads: threads of the interpreter; default 1.
-
-    Returns:
-        The outputs of a single-output model for the N images, concatenated along the
-        first axis.
-    """
-    from zoo.deployment import deploy
-
-    return deploy(flatbuffer, num_threads)(images)
