@@ -266,7 +266,12 @@ def test_publish_adds_a_finished_run_with_its_variant_and_loads_it_back(tmp_path
     assert metrics["options"]["num_bases"] == 2
 
     assert main(["weights", "publish", str(run), "--tag", "k2"]) == 0
-    assert main(["weights", "publish", str(run), "--tag", "k2"]) == 0  # replaces, no duplicate
+    capsys.readouterr()
+    assert main(["weights", "publish", str(run), "--tag", "k2"]) == 2  # refused: it would replace
+    refused = capsys.readouterr().err
+    assert 'GroupNetResNet20 weights="k2" are published already (top-1' in refused
+    assert metrics["command"] in refused and "--force" in refused
+    assert main(["weights", "publish", str(run), "--tag", "k2", "--force"]) == 0  # replaces, no duplicate
     entries = index.entries()
     assert [(e.tag, e.include_top) for e in entries] == [("k2", True), ("k2", False)]
     top = entries[0]
@@ -285,6 +290,26 @@ def test_publish_adds_a_finished_run_with_its_variant_and_loads_it_back(tmp_path
     assert "GroupNetResNet20  k2" in capsys.readouterr().out
     assert main(["weights", "evaluate", "--limit", "100"]) == 0
     assert re.search(r"GroupNetResNet20 +k2 +[\d.]+% +[\d.]+% +100 ", capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("tag", ["/../../escape", "../up", "a b", "", "x" * 65, "-lead", "a..b"])
+def test_a_tag_that_is_not_a_short_name_is_refused_at_publish_and_at_load(tag, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ZOO_WEIGHTS_INDEX", str(tmp_path / "index" / "index.json"))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.weights.h5").write_bytes(b"")
+    (run / "metrics.json").write_text(json.dumps(dict(model="BiRealNet20", dataset="FashionMNIST",
+                                                      input_shape=[28, 28, 1], num_classes=10)))
+    assert main(["weights", "publish", str(run), "--tag", tag]) == 2
+    assert "is not a weights tag" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["metrics.json", "model.weights.h5", "run"]
+    if "/" not in tag:  # a path is a file to load, not a tag
+        with pytest.raises(index.WeightsError, match="is not a weights tag"):
+            zoo.BiRealNet20(weights=tag or None) if tag else index.find("BiRealNet20", tag, True, "T")
+    record = {"model": "BiRealNet20", "tag": tag, "include_top": True, "input_shape": [28, 28, 1],
+              "num_classes": 10, "sha256": "0"}
+    with pytest.raises(index.WeightsError, match="is not a weights tag"):
+        index.Entry.from_json(record)  # nor may an index hold one
 
 
 def test_publish_for_download_writes_urls(tmp_path, monkeypatch):

@@ -76,6 +76,7 @@ def publish(
     url_base: Optional[str] = None,
     out_dir: Optional[str] = None,
     index_file: Optional[str] = None,
+    force: bool = False,
 ) -> List[weights_index.Entry]:
     """Adds (or replaces) the run's entries in the index; returns them.
 
@@ -89,22 +90,31 @@ def publish(
             `out_dir` there); default: ship the files inside the package, next to the index.
         out_dir: where the files are written when `url_base` is given (required then).
         index_file: the index to update; default the one in use (`zoo.weights.index_path`).
+        force: replace the model's checkpoints of the same tag; without it they are refused.
 
     Returns:
         The two new `zoo.weights.Entry` records, with and without the classifier.
 
     Raises:
         FileNotFoundError: the run has not finished.
-        ValueError: `url_base` is given without an `out_dir`, or the rebuilt model
-            does not reproduce the run's accuracy.
+        ValueError: `url_base` is given without an `out_dir`, the tag is not a tag or
+            already published for the model (without `force`), or the rebuilt model does
+            not reproduce the run's accuracy.
     """
     if url_base and not out_dir:
         raise ValueError("With --url-base, pass --out-dir: the folder to write the files to upload.")
     run = read_run(Path(run_dir))
     spec = registry.get(run["model"])
     dataset = make_dataset(run["dataset"], run.get("dataset_options"))  # the run's test split
-    tag = tag or dataset.weights_tag
+    tag = weights_index.check_tag(dataset.weights_tag if tag is None else tag)
     index_path = Path(index_file) if index_file else weights_index.index_path()
+    published = [e for e in (weights_index.entries(index_path) if index_path.exists() else ())
+                 if (e.model, e.tag, e.include_top) == (spec.name, tag, True)]
+    if published and not force:
+        old = published[0]
+        raise ValueError(
+            f'{spec.name} weights="{tag}" are published already ({spec.kind.text(old.scores)}, {old.date}, '
+            f"made by: {old.command}). Publish under another --tag, or pass --force to replace them.")
     folder = Path(out_dir) if url_base else index_path.parent
     shape, classes = tuple(run["input_shape"]), run["num_classes"]
 

@@ -221,12 +221,13 @@ def build_cli() -> click.Group:
     @click.option("--url-base", default=None, help="Publish for download from this URL (https:// or file://).")
     @click.option("--out-dir", default=None, help="With --url-base: where to write the files to upload.")
     @click.option("--index", default=None, help="The index file to update (default: the one in use).")
-    def _weights_publish(run_dir, tag, url_base, out_dir, index):
+    @click.option("--force", is_flag=True, help="Replace the model's checkpoints of the same tag.")
+    def _weights_publish(run_dir, tag, url_base, out_dir, index, force):
         """Re-evaluate a finished run and add its checkpoints to the index."""
         from zoo import kinds
         from zoo.training.publish import publish
 
-        for e in publish(run_dir, tag, url_base, out_dir, index):
+        for e in publish(run_dir, tag, url_base, out_dir, index, force):
             click.echo(f"published {e.model} weights=\"{e.tag}\" include_top={e.include_top}: "
                        f"{e.file or e.url} ({e.size / 1e6:.2f} MB, sha256 {e.sha256[:12]}...)"
                        + (f", {kinds.get(e.kind).text(e.scores)}" if e.include_top else ""))

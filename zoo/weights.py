@@ -15,6 +15,7 @@ at another index file (your own published checkpoints).
 import hashlib
 import json
 import os
+import re
 import tempfile
 import urllib.error
 import urllib.request
@@ -31,6 +32,18 @@ SCHEMA = 2
 # next to the checkpoint's task `kind`. Schema-1 records are read as schema 2.
 SCHEMA1_SCORES = {"classification": ("top1", "top5"), "segmentation": ("miou", "pixel_accuracy"),
                   "detection": ("map", "map50", "map75")}
+
+
+# A tag is a short name: it becomes part of file names next to the index.
+TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def check_tag(tag: str) -> str:
+    """`tag`, or a WeightsError when it is not a tag (it names files next to the index)."""
+    if not isinstance(tag, str) or not TAG.fullmatch(tag) or ".." in tag:
+        raise WeightsError(f"{tag!r} is not a weights tag: use up to 64 letters, digits, '_', '-' and '.', "
+                           "starting with a letter or digit (e.g. fashion_mnist).")
+    return tag
 
 
 class WeightsError(ValueError):
@@ -122,6 +135,7 @@ class Entry:
                         "classification")
             record = {**record, "kind": kind,
                       "scores": {k: record[k] for k in SCHEMA1_SCORES[kind] if record.get(k) is not None}}
+        check_tag(record.get("tag"))  # an index names files by tag: none may leave its folder
         known = {k: v for k, v in record.items() if k in cls.__dataclass_fields__}
         return cls(**{**known, "input_shape": tuple(record["input_shape"])})
 
@@ -252,6 +266,7 @@ def find(model: str, tag: str, include_top: bool, task: str) -> Entry:
         WeightsError: the tag is not published for this model (the message lists the
             available tags and the command that trains a checkpoint).
     """
+    check_tag(tag)
     for entry in entries():
         if entry.model == model and entry.tag == tag and entry.include_top == include_top:
             return entry
