@@ -135,6 +135,18 @@ def test_a_tag_loads_the_checkpoint(checkpoint, capsys):
     assert re.search(r"\nBiRealNet20 .* test 87\.7 *\n", capsys.readouterr().out)
 
 
+def test_a_tag_is_not_shadowed_by_a_file_or_folder_of_its_name(checkpoint, tmp_path, monkeypatch):
+    model, _, path = checkpoint
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "test").mkdir()  # a folder named like the tag
+    assert same_weights(zoo.BiRealNet20(weights="test"), model)
+    (tmp_path / "w.weights.h5").write_bytes(path.read_bytes())  # a path: a suffix or a separator
+    assert same_weights(zoo.BiRealNet20(weights="w.weights.h5", input_shape=(28, 28, 1)), model)
+    assert same_weights(zoo.BiRealNet20(weights=str(path), input_shape=(28, 28, 1)), model)
+    with pytest.raises(index.WeightsError, match="weights file 'missing.h5' does not exist"):
+        zoo.BiRealNet20(weights="missing.h5")
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [

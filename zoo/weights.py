@@ -38,6 +38,10 @@ SCHEMA1_SCORES = {"classification": ("top1", "top5"), "segmentation": ("miou", "
 TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
+# What makes `weights=` a path rather than a tag (besides a directory separator).
+PATH_SUFFIXES = (".h5", ".keras")
+
+
 def check_tag(tag: str) -> str:
     """`tag`, or a WeightsError when it is not a tag (it names files next to the index)."""
     if not isinstance(tag, str) or not TAG.fullmatch(tag) or ".." in tag:
@@ -277,7 +281,8 @@ def find(model: str, tag: str, include_top: bool, task: str) -> Entry:
         f'weights="{tag}" is not published for {model}'
         f"{'' if include_top else ' without its top'}; available: {listed}. "
         f"Train one with: zoo {task}{dataset} output_dir=runs/{model} and load it with "
-        f"weights='runs/{model}/model.weights.h5', or pass weights=None."
+        f"weights='runs/{model}/model.weights.h5', or pass weights=None (a file is a path with a "
+        "separator or a .h5 suffix: './name.h5')."
     )
 
 
@@ -363,7 +368,9 @@ def resolve(model: str, weights: Optional[str], include_top: bool, task: str) ->
 
     Arguments:
         model: the registered model name.
-        weights: `None`, the path of an existing weights file, or a published tag.
+        weights: `None`, a published tag, or the path of a weights file. A path has a
+            directory separator or a weights suffix (".h5", ".keras"); any other string
+            is a tag, even where a file or folder of that name exists.
         include_top: whether the model includes the classifier (a tag's entry must
             match).
         task: the model's training task, quoted in the error message of an unknown tag.
@@ -373,13 +380,13 @@ def resolve(model: str, weights: Optional[str], include_top: bool, task: str) ->
         an existing file, `(None, Entry)` for a published tag.
 
     Raises:
-        WeightsError: unknown tag, or a missing file (`weights` contains a path
-            separator or ends with ".h5" but does not exist).
+        WeightsError: unknown tag, or a path that does not exist.
     """
     if weights is None:
         return None, None
-    if os.path.exists(str(weights)):
-        return Path(weights), None
-    if os.sep in str(weights) or str(weights).endswith(".h5"):
-        raise WeightsError(f"weights file {weights!r} does not exist.")
-    return None, find(model, str(weights), include_top, task)
+    text = str(weights)
+    if isinstance(weights, os.PathLike) or "/" in text or os.sep in text or text.endswith(PATH_SUFFIXES):
+        if not os.path.exists(text):
+            raise WeightsError(f"weights file {text!r} does not exist.")
+        return Path(text), None
+    return None, find(model, text, include_top, task)
