@@ -206,8 +206,9 @@ def server(tmp_path):
 
 
 def as_remote(entry, path, url):
-    index.write_index([dataclasses.replace(entry, file=None, url=url)])
-    return index.cache_dir() / "BiRealNet20" / path.name
+    remote = dataclasses.replace(entry, file=None, url=url)
+    index.write_index([remote])
+    return index.cache_path(remote)
 
 
 def test_a_remote_checkpoint_is_downloaded_once_verified_and_cached(checkpoint, server):
@@ -231,7 +232,7 @@ def test_a_remote_checkpoint_is_downloaded_once_verified_and_cached(checkpoint, 
 def test_a_download_that_does_not_match_its_sha256_is_not_kept(checkpoint, server):
     _, entry, path = checkpoint
     root, base = server
-    (root / path.name).write_bytes(b"not the published checkpoint")
+    (root / path.name).write_bytes(path.read_bytes()[:-10] + b"0123456789")  # the published size, other bytes
     cached = as_remote(entry, path, f"{base}/{path.name}")
     with pytest.raises(index.WeightsError, match="Checksum mismatch .* The file was not kept"):
         zoo.BiRealNet20(weights="test")
@@ -336,8 +337,9 @@ def test_publish_for_download_writes_urls(tmp_path, monkeypatch):
         top1=result["top1"], command="zoo TrainBiRealNet20", epochs=1,
     )))
     entries = publish(str(run), url_base="https://example.org/zoo/", out_dir=str(tmp_path / "upload"))
-    assert [e.url for e in entries] == ["https://example.org/zoo/BiRealNet20-fashion_mnist.weights.h5",
-                                        "https://example.org/zoo/BiRealNet20-fashion_mnist-notop.weights.h5"]
+    assert [e.url for e in entries] == [
+        f"https://example.org/zoo/BiRealNet20-fashion_mnist-{entries[0].sha256[:8]}.weights.h5",
+        f"https://example.org/zoo/BiRealNet20-fashion_mnist-notop-{entries[1].sha256[:8]}.weights.h5"]
     assert all(index.sha256(tmp_path / "upload" / e.url.rsplit("/", 1)[1]) == e.sha256 for e in entries)
 
 

@@ -1,5 +1,5 @@
 """Input pipelines and evaluation shared by the training tasks and `zoo evaluate`."""
-import json
+import re
 from functools import partial
 from pathlib import Path
 from typing import Callable, Optional, Tuple
@@ -10,6 +10,7 @@ from zookeeper import configure
 from zookeeper.tf import Dataset
 
 from zoo import kinds, registry
+from zoo.io import ZooError, read_json
 from zoo.training.datasets import DATASETS, get_dataset
 
 
@@ -62,13 +63,19 @@ def dataset_options(dataset: Dataset) -> dict:
 def load_run_or_model(target: str, weights: Optional[str], dataset: Optional[str]):
     """(model, dataset, its `Kind`) for `zoo evaluate`: a run directory, or a registered model name.
 
+    A run folder's model is its model.h5, on the test split of its dataset (run.json;
+    with the dataset's options of metrics.json, when --dataset does not name another).
+
     Raises:
         FileNotFoundError: a run directory without a finished model.
-        ValueError: a model name without --dataset, or an unknown model or dataset.
+        ZooError: a path that is neither a run folder nor a model name; a run folder's
+            corrupt run.json or metrics.json, or damaged model.h5 (the message names the
+            file); a model name without --dataset, or an unknown model or dataset.
     """
     path = Path(target)
     if path.is_dir():
-        run = json.loads((path / "run.json").read_text()) if (path / "run.json").exists() else {}
+        run = read_json(path / "run.json")
+        metrics = read_json(path / "metrics.json")
         if not (path / "model.h5").exists():
             raise FileNotFoundError(
                 f"{path} holds no finished model (model.h5). If its training was "
@@ -76,17 +83,31 @@ def load_run_or_model(target: str, weights: Optional[str], dataset: Optional[str
             )
         import zoo.quantizers  # noqa: F401  (registers the quantizers the h5 file names)
 
-        model = tf.keras.models.load_model(str(path / "model.h5"), compile=False)
+        try:
+            model = tf.keras.models.load_model(str(path / "model.h5"), compile=False)
+        except (OSError, ValueError, KeyError) as e:
+            raise ZooError(f"{path / 'model.h5'} is damaged or not a Keras model file "
+                           f"({str(e).splitlines()[0] if str(e) else type(e).__name__}); "
+                           "restore it, or train the run again into a new output_dir.") from None
         name = dataset or run.get("dataset")
         if name is None:
-            raise ValueError(f"{path} does not say which dataset it was trained on; pass --dataset.")
+            raise ZooError(f"{path} does not say which dataset it was trained on; pass --dataset.")
         if "model" not in run:
-            raise ValueError(f"{path}/run.json does not name the model it trained; evaluate it as "
-                             "`zoo evaluate MODEL --weights FILE --dataset D`.")
-        return model, make_dataset(name), registry.get(run["model"]).kind
-    spec = registry.get(target)
+            raise ZooError(f"{path}/run.json does not name the model it trained; evaluate it as "
+                           "`zoo evaluate MODEL --weights FILE --dataset D`.")
+        options = metrics.get("dataset_options") if name == run.get("dataset") else None
+        return model, make_dataset(name, options), registry.get(run["model"]).kind
+    if path.exists():
+        raise ZooError(f"{path} is a file, not a run folder; evaluate a weights file as "
+                       "`zoo evaluate MODEL --weights FILE --dataset D`.")
+    try:
+        spec = registry.get(target)
+    except registry.UnknownModelError as e:
+        close = re.search(r"Did you mean [^?]*\?", str(e))
+        raise ZooError(f"No such run folder {target!r}, nor a model of that name"
+                       f"{' (' + close.group(0) + ')' if close else ''}; `zoo list` shows the models.") from None
     if dataset is None:
-        raise ValueError(f"Pass --dataset ({', '.join(DATASETS)}) to evaluate {spec.name}.")
+        raise ZooError(f"Pass --dataset ({', '.join(DATASETS)}) to evaluate {spec.name}.")
     data = make_dataset(dataset)
     model = spec.build(weights=weights, input_shape=data.input_shape, num_classes=data.num_classes)
     return model, data, spec.kind

@@ -4,6 +4,8 @@ from typing import Sequence
 import tensorflow as tf
 from zookeeper import Field, component
 
+from zoo.io import ZooError
+
 
 @component
 class Optimizer:
@@ -45,6 +47,28 @@ class Optimizer:
     warmup_epochs: float = Field(0.0)
     warmup_from: float = Field(0.0)
 
+    def check(self, prefix: str = "optimizer") -> None:
+        """Refuses settings no training can use, before anything is built or written.
+
+        Arguments:
+            prefix: the component's key on the command line ("pretrain_optimizer").
+
+        Raises:
+            ZooError: a negative learning rate, warm-up rate, weight decay or warm-up,
+                a momentum outside [0, 1], or an unknown `name` or `schedule`.
+        """
+        for key in ("learning_rate", "warmup_from", "weight_decay", "warmup_epochs"):
+            if float(getattr(self, key)) < 0:
+                raise ZooError(f"{prefix}.{key}={getattr(self, key)} is negative; pass a value >= 0, "
+                               f"e.g. {prefix}.learning_rate=0.001.")
+        if not 0 <= float(self.momentum) <= 1:
+            raise ZooError(f"{prefix}.momentum={self.momentum} is not in [0, 1]; e.g. {prefix}.momentum=0.9.")
+        if self.name not in ("adam", "sgd"):
+            raise ZooError(f"Unknown optimizer {prefix}.name={self.name!r}; use adam or sgd.")
+        if self.schedule not in ("constant", "linear", "poly", "cosine", "steps"):
+            raise ZooError(f"Unknown schedule {prefix}.schedule={self.schedule!r}; use constant, linear, poly, "
+                           "cosine or steps.")
+
     def learning_rate_schedule(self, steps_per_epoch: int, epochs: int):
         """The learning rate over a stage, without the warm-up.
 
@@ -60,17 +84,19 @@ class Optimizer:
         Raises:
             ValueError: `schedule` is not one of the four names.
         """
-        lr, total = self.learning_rate, max(1, steps_per_epoch * epochs)
+        # Numbers as floats: `learning_rate=1` from the command line is an int, which
+        # TensorFlow's schedules refuse.
+        lr, total = float(self.learning_rate), max(1, steps_per_epoch * epochs)
         if self.schedule == "constant":
             return lr
         if self.schedule in ("linear", "poly"):
             power = 1.0 if self.schedule == "linear" else self.power
-            return tf.keras.optimizers.schedules.PolynomialDecay(lr, total, 0.0, power=power)
+            return tf.keras.optimizers.schedules.PolynomialDecay(lr, total, 0.0, power=float(power))
         if self.schedule == "cosine":
             return tf.keras.optimizers.schedules.CosineDecay(lr, total)
         if self.schedule == "steps":
             boundaries = [int(e) * steps_per_epoch for e in self.decay_epochs]
-            values = [lr * self.decay_factor**i for i in range(len(boundaries) + 1)]
+            values = [lr * float(self.decay_factor)**i for i in range(len(boundaries) + 1)]
             return tf.keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
         raise ValueError(
             f"Unknown schedule {self.schedule!r}; use constant, linear, poly, cosine or steps "
@@ -93,13 +119,13 @@ class Optimizer:
         """
         lr = self.learning_rate_schedule(steps_per_epoch, epochs)
         if self.warmup_epochs > 0:
-            lr = WarmUp(self.warmup_from, lr, int(self.warmup_epochs * steps_per_epoch))
-        wd = self.weight_decay or None
+            lr = WarmUp(float(self.warmup_from), lr, int(self.warmup_epochs * steps_per_epoch))
+        wd = float(self.weight_decay) or None
         if self.name == "adam":
             return tf.keras.optimizers.Adam(lr, weight_decay=wd)
         if self.name == "sgd":
             return tf.keras.optimizers.SGD(
-                lr, momentum=self.momentum, nesterov=self.nesterov, weight_decay=wd
+                lr, momentum=float(self.momentum), nesterov=self.nesterov, weight_decay=wd
             )
         raise ValueError(f"Unknown optimizer {self.name!r}; use adam or sgd (optimizer.name=sgd).")
 

@@ -9,13 +9,14 @@ budget). No number in the index is typed by hand.
 import csv
 import datetime
 import io
-import json
+import os
+import re
 from pathlib import Path
 from typing import List, Optional
 
 from zoo import complexity, registry
 from zoo import weights as weights_index
-from zoo.io import atomic_write_bytes, save_model
+from zoo.io import ZooError, atomic_write_bytes, exclusive_lock, fault_point, load_weights, read_json, save_model
 from zoo.models.base import options_from_json
 from zoo.training.evaluation import make_dataset
 
@@ -39,6 +40,7 @@ def read_run(run_dir: Path) -> dict:
     Raises:
         FileNotFoundError: metrics.json or model.weights.h5 is missing (the run has not
             finished).
+        ZooError: metrics.json is damaged.
     """
     path = run_dir / "metrics.json"
     if not path.exists() or not (run_dir / "model.weights.h5").exists():
@@ -46,7 +48,7 @@ def read_run(run_dir: Path) -> dict:
             f"{run_dir} holds no finished run (metrics.json and model.weights.h5). If its "
             "training was interrupted, re-run the same command to resume it."
         )
-    return json.loads(path.read_text(encoding="utf-8"))
+    return read_json(path)
 
 
 def training_curve(run_dir: Path, columns) -> str:
@@ -78,10 +80,16 @@ def publish(
     index_file: Optional[str] = None,
     force: bool = False,
 ) -> List[weights_index.Entry]:
-    """Adds (or replaces) the run's entries in the index; returns them.
+    """Adds the run's entries to the index (replaces them with `force`); returns them.
 
-    Besides the two checkpoints it writes the training curve,
-    `<Model>-<tag>.history.csv`, next to them.
+    All or nothing: the files (the two checkpoints and the training curve,
+    `<Model>-<tag>.history.csv`) are written under new names that end in a prefix of
+    their sha256 (`<Model>-<tag>-<sha8>.weights.h5`, as torchvision names its files),
+    verified, and only then named by the index, replaced in one atomic rename. Files
+    the new index no longer names are removed last. A process killed at any point
+    leaves the old index with its files, or the new one with its files; the next
+    publish into the folder removes a killed one's leftovers. One publish at a time
+    per index (a lock next to it).
 
     Arguments:
         run_dir: the output directory of a finished `zoo Train...` run.
@@ -97,34 +105,48 @@ def publish(
 
     Raises:
         FileNotFoundError: the run has not finished.
-        ValueError: `url_base` is given without an `out_dir`, the tag is not a tag or
-            already published for the model (without `force`), or the rebuilt model does
-            not reproduce the run's accuracy.
+        ZooError: `url_base` is given without an `out_dir`, the tag is not a tag or
+            already published for the model (without `force`), the index is unreadable,
+            another publish holds the index, or the rebuilt model does not reproduce the
+            run's accuracy.
     """
     if url_base and not out_dir:
-        raise ValueError("With --url-base, pass --out-dir: the folder to write the files to upload.")
+        raise ZooError("With --url-base, pass --out-dir: the folder to write the files to upload.")
     run = read_run(Path(run_dir))
     spec = registry.get(run["model"])
     dataset = make_dataset(run["dataset"], run.get("dataset_options"))  # the run's test split
     tag = weights_index.check_tag(dataset.weights_tag if tag is None else tag)
     index_path = Path(index_file) if index_file else weights_index.index_path()
-    published = [e for e in (weights_index.entries(index_path) if index_path.exists() else ())
-                 if (e.model, e.tag, e.include_top) == (spec.name, tag, True)]
-    if published and not force:
-        old = published[0]
-        raise ValueError(
-            f'{spec.name} weights="{tag}" are published already ({spec.kind.text(old.scores)}, {old.date}, '
-            f"made by: {old.command}). Publish under another --tag, or pass --force to replace them.")
     folder = Path(out_dir) if url_base else index_path.parent
-    shape, classes = tuple(run["input_shape"]), run["num_classes"]
+    with exclusive_lock(index_path.with_name(index_path.name + ".lock"), f"the weights index {index_path}"):
+        current = weights_index.entries(index_path) if index_path.exists() else ()  # read (and checked) first
+        replaced = [e for e in current if (e.model, e.tag) == (spec.name, tag)]
+        if replaced and not force:
+            old = next((e for e in replaced if e.include_top), replaced[0])
+            raise ZooError(
+                f'{spec.name} weights="{tag}" are published already ({spec.kind.text(old.scores)}, {old.date}, '
+                f"made by: {old.command}). Publish under another --tag, or pass --force to replace them.")
+        new = make_entries(run, Path(run_dir), spec, dataset, tag, folder, url_base)
+        fault_point("publish_files_written")
+        updated = [*(e for e in current if e not in replaced), *new]
+        weights_index.write_index(updated, index_path)
+        fault_point("publish_index_written")
+        remove_unnamed(folder, f"{spec.name}-{tag}", updated, replaced)
+    return new
 
+
+def make_entries(run: dict, run_dir: Path, spec, dataset, tag: str, folder: Path,
+                 url_base: Optional[str]) -> List[weights_index.Entry]:
+    """Re-evaluates the run's model, writes its files into `folder` under new names and
+    returns their entries (with and without the classifier)."""
+    shape, classes = tuple(run["input_shape"]), run["num_classes"]
     factory = spec.factory(input_shape=shape, num_classes=classes, **options_from_json(run.get("options", {})))
     model = factory.build()
-    model.load_weights(str(Path(run_dir) / "model.weights.h5"))
+    load_weights(model, run_dir / "model.weights.h5")
     result = spec.kind.evaluate(model, dataset, 256)
     metric = spec.kind.headline.key  # the headline a published checkpoint must reproduce
     if abs(result[metric] - run[metric]) > REPRODUCE_TOLERANCE:
-        raise ValueError(
+        raise ZooError(
             f"{spec.name} rebuilt from {run_dir} scores {metric} {result[metric]:.4f} on the test "
             f"split, the run recorded {run[metric]:.4f}: the constructor does not build the "
             "trained architecture. Nothing was published."
@@ -134,33 +156,58 @@ def publish(
         layer.set_weights(model.get_layer(layer.name).get_weights())
 
     cost = complexity(model).as_dict()
+    curve = training_curve(run_dir, spec.kind.history_columns()).encode("utf-8")
     common = dict(
         model=spec.name, tag=tag, input_shape=shape, num_classes=classes,
         options=factory.variant(), dataset=run["dataset"], kind=spec.kind.name,
         cost={k: cost[k] for k in COST},
         date=datetime.date.today().isoformat(),
+        history=stage(folder, f"{spec.name}-{tag}", ".history.csv", lambda p: atomic_write_bytes(p, curve)).name,
         **{k: run.get(k) for k in PROVENANCE},
     )
-    folder.mkdir(parents=True, exist_ok=True)
-    history = f"{spec.name}-{tag}.history.csv"
-    atomic_write_bytes(folder / history, training_curve(Path(run_dir), spec.kind.history_columns()).encode("utf-8"))
-    common["history"] = history
     new = []
     for keras_model, include_top in ((model, True), (features, False)):
-        name = f"{spec.name}-{tag}{'' if include_top else '-notop'}.weights.h5"
-        save_model(keras_model, folder / name, weights_only=True)
+        path = stage(folder, f"{spec.name}-{tag}{'' if include_top else '-notop'}", ".weights.h5",
+                     lambda p: save_model(keras_model, p, weights_only=True))
+        load_weights(keras_model, path)  # verified: the file reads back into the model
         scores = {m.key: result[m.key] for m in spec.kind.scores} if include_top else {}
         accuracy = dict(scores=scores, test_examples=result["examples"] if include_top else None)
-        location = dict(url=f"{url_base.rstrip('/')}/{name}") if url_base else dict(file=name)
-        new.append(weights_index.Entry(
-            include_top=include_top, sha256=weights_index.sha256(folder / name),
-            size=(folder / name).stat().st_size, **location, **accuracy, **common,
-        ))
-    keys = {(e.model, e.tag, e.include_top) for e in new}
-    current = weights_index.entries(index_path) if index_path.exists() else ()  # else a new index
-    kept = [e for e in current if (e.model, e.tag, e.include_top) not in keys]
-    weights_index.write_index([*kept, *new], index_path)
+        location = dict(url=f"{url_base.rstrip('/')}/{path.name}") if url_base else dict(file=path.name)
+        new.append(weights_index.Entry(include_top=include_top, sha256=weights_index.sha256(path),
+                                       size=path.stat().st_size, **location, **accuracy, **common))
     return new
+
+
+STAGING = ".staging-"  # the prefix of a file being published
+
+
+def stage(folder: Path, stem: str, suffix: str, write) -> Path:
+    """Writes a file with `write(path)` under a staging name in `folder`, then renames it
+    to `<stem>-<first 8 hex digits of its sha256><suffix>` (the same content, the same
+    name: a file an index names is never overwritten by other content)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    staged = folder / f"{STAGING}{os.getpid()}-{stem}{suffix}"
+    write(staged)
+    fault_point("publish_staged")
+    final = folder / f"{stem}-{weights_index.sha256(staged)[:8]}{suffix}"
+    os.replace(staged, final)
+    return final
+
+
+def remove_unnamed(folder: Path, stem: str, index, replaced=()) -> None:
+    """Removes what a replaced entry or a killed publish left in `folder`: the files of
+    `stem` (a model and tag, `<stem>[-notop][-<sha8>].weights.h5` or `.history.csv`) and
+    of the `replaced` entries that `index` does not name, and staging files."""
+    named = set(file_names(index))
+    pattern = re.compile(re.escape(stem) + r"(-notop)?(-[0-9a-f]{8})?\.(weights\.h5|history\.csv)")
+    for name in {*(p.name for p in folder.iterdir()), *file_names(replaced)} - named:
+        if name.startswith(STAGING) or pattern.fullmatch(name) or name in file_names(replaced):
+            (folder / name).unlink(missing_ok=True)
+
+
+def file_names(entries):
+    """The names of the files of index entries in their folder."""
+    return [name for e in entries for name in (e.file, e.history, e.url and e.url.rsplit("/", 1)[-1]) if name]
 
 
 def evaluate_published(models=(), limit: Optional[int] = None) -> List[dict]:

@@ -7,7 +7,9 @@ family's training needs (IR-Net's EDE schedule) from its factory's `callbacks()`
 
 Re-running a task with the same `output_dir` resumes where it stopped: Keras'
 `BackupAndRestore` restores the weights, the optimizer state and the epoch; a finished
-stage is not trained again. Two-stage recipes (`pretrain_epochs > 0`): stage 1 trains
+stage is not trained again, and a finished run only prints its result. A run folder
+belongs to one training at a time (a lock) and to one configuration: a run resumes only
+with the task and settings that started it (`TrainTask.run`). Two-stage recipes (`pretrain_epochs > 0`): stage 1 trains
 `pretrain_model` (the real-valued twin), stage 2 initialises the binary model from it.
 The run folder's files are listed in `zoo.training.runs`.
 """
@@ -22,11 +24,20 @@ from zookeeper.core.component import base_getattr
 from zookeeper.tf import Dataset
 
 from zoo.complexity import complexity
-from zoo.io import read_json, save_model, write_json
+from zoo.io import (
+    ZooError,
+    atomic_write_bytes,
+    exclusive_lock,
+    fault_point,
+    load_weights,
+    read_json,
+    save_model,
+    write_json,
+)
 from zoo.models.fcos import FCOSTargets
 from zoo.registry import ModelSpec
 from zoo.training import runs
-from zoo.training.callbacks import EpochTimer
+from zoo.training.callbacks import Backup, EpochTimer, HistoryLogger
 from zoo.training.datasets import FashionMNIST, FashionMNISTScenes
 from zoo.training.evaluation import batches, dataset_options
 from zoo.training.optimizers import Optimizer, make_strategy
@@ -101,14 +112,39 @@ class TrainTask:
                 f"gives {expected}; drop the model.input_shape override or pick a matching dataset."
             )
 
+    def check_settings(self) -> None:
+        """Refuses settings no training can use, before any file is written.
+
+        Raises:
+            ZooError: `epochs`, `batch_size`, `steps_per_epoch`, `validation_steps` or
+                `model.num_classes` below 1, a negative `pretrain_epochs`, or an
+                optimizer's bad setting (`Optimizer.check`).
+        """
+        counts = {"epochs": self.epochs, "batch_size": self.batch_size, "steps_per_epoch": self.steps_per_epoch,
+                  "validation_steps": self.validation_steps}
+        for attr in ("model", "pretrain_model") if self.pretrain_epochs > 0 else ("model",):
+            try:
+                counts[f"{attr}.num_classes"] = getattr(base_getattr(self, attr), "num_classes", None)
+            except AttributeError:  # no pretrain_model: the recipe has one stage
+                raise ZooError(f"{type(self).__name__} has no stage-1 model (pretrain_model) to train "
+                               f"pretrain_epochs={self.pretrain_epochs}; pass pretrain_epochs=0.") from None
+        for key, value in counts.items():
+            if value is not None and value < 1:
+                raise ZooError(f"{key}={value} is not a positive number; pass 1 or more.")
+        if self.pretrain_epochs < 0:
+            raise ZooError(f"pretrain_epochs={self.pretrain_epochs} is negative; pass 0 (one stage) or more.")
+        self.optimizer.check("optimizer")
+        if self.pretrain_epochs > 0:
+            self.pretrain_optimizer.check("pretrain_optimizer")
+
     def stage_callbacks(self, factory, stage_dir: Path) -> List[tf.keras.callbacks.Callback]:
         """The family's callbacks and the timer first, then loggers, backup, the user's."""
         return [
             *factory.callbacks(),
             EpochTimer(),
-            tf.keras.callbacks.CSVLogger(str(stage_dir / "history.csv"), append=True),
+            HistoryLogger(stage_dir / "history.csv"),  # before the backup: see HistoryLogger
             tf.keras.callbacks.TensorBoard(str(stage_dir / "logs"), write_graph=False, profile_batch=0),
-            tf.keras.callbacks.BackupAndRestore(str(stage_dir / "backup"), delete_checkpoint=False),
+            Backup(stage_dir / "backup"),
             *self.callbacks,
         ]
 
@@ -132,11 +168,11 @@ class TrainTask:
         weights = stage_dir / "model.weights.h5"
         if read_json(stage_dir / "stage.json").get("epochs") == epochs and weights.exists():
             print(f"{stage_dir}: finished earlier ({epochs} epochs); loading its weights.")
-            model.load_weights(str(weights))
+            load_weights(model, weights)
             return model
         if init_weights is not None and not (stage_dir / "backup").exists():
             print(f"Initialising {model.name} from {init_weights}")
-            model.load_weights(str(init_weights))
+            load_weights(model, init_weights)
         print(f"{model.name}: {stage_dir}, {strategy.num_replicas_in_sync} replica(s)\n"
               + complexity(model).table(per_layer=False))
         model.fit(
@@ -146,6 +182,7 @@ class TrainTask:
             verbose=1 if self.progress_bar else 2,
         )
         save_model(model, weights, weights_only=True)
+        fault_point("final_save")
         save_model(model, stage_dir / "model.h5", weights_only=False)
         write_json(stage_dir / "stage.json", {"epochs": epochs})
         return model
@@ -155,15 +192,52 @@ class TrainTask:
 
     def run(self) -> dict:
         """Trains both stages (or one), evaluates on the test split and writes the run
-        folder; returns the metrics record (also written to metrics.json)."""
+        folder; returns the metrics record (also written to metrics.json).
+
+        Before anything is written, the settings are checked (`check_settings`) and the
+        run folder is locked for the whole run: a second training into it fails at once,
+        naming the process that holds it. A folder that holds a run resumes it only with
+        the same task and settings (`runs.check_record`; `progress_bar`, `callbacks` and
+        `output_dir` may differ, they do not change what is trained); otherwise nothing
+        is written and the error lists the settings that differ. The run record
+        (config.txt, run.json) is written once these checks pass, when the run starts; a
+        finished run (metrics.json) only prints its result, and writes nothing.
+
+        Raises:
+            ZooError: a bad setting, an `output_dir` that is a file or under one, a run
+                folder in use, of another task or settings, or with a corrupt record.
+        """
+        self.check_settings()
         out = Path(self.output_dir)
-        out.mkdir(parents=True, exist_ok=True)
+        runs.make_output_dir(out)
+        config = runs.config_record(self)
+        with exclusive_lock(out / runs.LOCK, f"the run folder {out}"):
+            record = runs.check_record(out, type(self).__name__, config)
+            finished = read_json(out / "metrics.json")
+            if finished:
+                return self.print_finished(out, finished)
+            if "config" not in record:  # a new run (or one an older zoo started)
+                atomic_write_bytes(out / "config.txt", (str(self) + "\n").encode("utf-8"))
+                # The commit of the code the run started with (a resumed run keeps it).
+                write_json(out / "run.json", {
+                    "model": self.spec.name, "task": type(self).__name__, "dataset": type(self.dataset).__name__,
+                    "git_commit": record.get("git_commit") or runs.git_commit(), "config": config})
+            return self.train(out)
+
+    def print_finished(self, out: Path, metrics: dict) -> dict:
+        """Prints the result of the run finished earlier in `out`; returns its metrics."""
+        try:
+            text = (f"Test {self.kind.text(metrics)} on {metrics['test_examples']:,} {metrics['dataset']} "
+                    f"test images ({metrics['epochs']} epochs)")
+        except (KeyError, TypeError, ValueError) as e:
+            raise ZooError(f"{out / 'metrics.json'} is incomplete ({type(e).__name__}: {e}); restore it, or delete "
+                           "it to evaluate the run again.") from None
+        print(f"{out}: finished earlier. {text}; nothing is trained or written.")
+        return metrics
+
+    def train(self, out: Path) -> dict:
+        """Trains (or resumes) the stages into `out`, evaluates and writes metrics.json."""
         tf.keras.utils.set_random_seed(self.seed)
-        (out / "config.txt").write_text(str(self) + "\n", encoding="utf-8")
-        # The commit of the code this run imported (a resumed run keeps its first one).
-        commit = read_json(out / "run.json").get("git_commit") or runs.git_commit()
-        write_json(out / "run.json", {"model": self.spec.name, "task": type(self).__name__,
-                                      "dataset": type(self.dataset).__name__, "git_commit": commit})
         strategy = make_strategy(self.strategy)
         init = None
         if self.pretrain_epochs > 0:

@@ -9,8 +9,10 @@
     zoo weights evaluate [MODEL ...]       re-measure every published checkpoint
     zoo TrainBiRealNet20 dataset=FashionMNIST epochs=30 batch_size=128
 
-User errors (unknown model, bad shape, unknown override, missing data) print one line
-`zoo: error: ...` and exit with status 2; set ZOO_DEBUG=1 for the traceback.
+A user's mistake (`zoo.io.ZooError`: an unknown model, a bad shape or file, missing
+data, a run folder in use; and zookeeper's errors of an unknown or mistyped setting)
+prints one line `zoo: error: ...` and exits with status 2; set ZOO_DEBUG=1 for the
+traceback.
 """
 import os
 import sys
@@ -266,6 +268,8 @@ def explain(error: Exception) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the `zoo` console script."""
+    from zoo.io import ZooError
+
     group = build_cli()
     args = list(sys.argv[1:] if argv is None else argv)
     sys.argv[1:] = args  # a run records its command from sys.argv (zoo.training.runs)
@@ -278,7 +282,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except click.ClickException as e:
         e.show()
         return e.exit_code
-    except (ValueError, TypeError, FileNotFoundError, KeyError, ImportError) as e:
+    except (ZooError, ValueError, TypeError, FileNotFoundError, KeyError, ImportError) as e:
         if os.environ.get("ZOO_DEBUG"):
             raise
         click.secho(f"zoo: error: {explain(e)}", err=True, fg="red")

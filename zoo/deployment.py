@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo.complexity import binary_convolutions
+from zoo.io import ZooError, atomic_write_bytes, writable_file
 
 FORMATS = ("lce", "openvino")
 SUFFIXES = {"lce": ".tflite", "openvino": ".xml"}
@@ -213,15 +214,15 @@ def export(model: tf.keras.Model, path, images: Optional[np.ndarray] = None, for
         and the output parity.
 
     Raises:
-        ValueError: an unknown format, a path with the wrong suffix, or `images` that
-            are empty or do not fit the model's input.
+        ZooError: an unknown format, a path that cannot be written or has the wrong
+            suffix, or `images` that are empty or do not fit the model's input.
         ImportError: format "openvino" without OpenVINO installed.
     """
     if format not in FORMATS:
-        raise ValueError(f"format must be one of {', '.join(FORMATS)}; got {format!r}.")
-    path = Path(path)
+        raise ZooError(f"format must be one of {', '.join(FORMATS)}; got {format!r}.")
+    path = writable_file(path)  # checked before the conversion
     if path.suffix != SUFFIXES[format]:
-        raise ValueError(f'format="{format}" writes a {SUFFIXES[format]} file; got {path}.')
+        raise ZooError(f'format="{format}" writes a {SUFFIXES[format]} file; got {path}.')
     if images is None:
         from zoo.training.evaluation import sample_images
 
@@ -229,7 +230,7 @@ def export(model: tf.keras.Model, path, images: Optional[np.ndarray] = None, for
     images = np.asarray(images, dtype=np.float32)
     if images.ndim != 4 or len(images) == 0 or tuple(images.shape[1:]) != tuple(model.input_shape[1:]):
         shape = ", ".join(map(str, model.input_shape[1:]))
-        raise ValueError(f"images must be a non-empty batch of shape (N, {shape}); got {images.shape}.")
+        raise ZooError(f"images must be a non-empty batch of shape (N, {shape}); got {images.shape}.")
     written = (_write_openvino if format == "openvino" else _write_lce)(model, path)
     deployed = deploy(path, num_threads, precision)
     keras = tf.nest.flatten(model.predict(images, batch_size=32, verbose=0))
@@ -244,7 +245,6 @@ def export(model: tf.keras.Model, path, images: Optional[np.ndarray] = None, for
 
 def _write_lce(model: tf.keras.Model, path: Path) -> dict:
     from zoo import tflite
-    from zoo.io import atomic_write_bytes
 
     flatbuffer = tflite.convert(model)
     atomic_write_bytes(path, flatbuffer)

@@ -18,6 +18,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import zoo.models
 from zoo import kinds
+from zoo.io import ZooError
 from zoo.models.base import CONSTRUCTOR_DOC, task_name
 from zoo.models.family import Family, Paper, Reported, make_constructor
 
@@ -66,7 +67,7 @@ class ModelSpec:
         return self.constructor(**kwargs)
 
 
-class UnknownModelError(ValueError):
+class UnknownModelError(ZooError):
     """Raised for a model name that is not registered."""
 
 

@@ -9,14 +9,15 @@ import tensorflow_datasets as tfds
 from zookeeper import Field
 from zookeeper.tf import Dataset
 
+from zoo.io import ZooError
 from zoo.kinds import IGNORE_LABEL  # noqa: F401  (the masks' label that counts nowhere)
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(ZooError, FileNotFoundError):
     """A dataset is not on this machine; the message says how to get it."""
 
 
-class CorruptDatasetError(ValueError):
+class CorruptDatasetError(ZooError):
     """A dataset file is unreadable or does not hold what it should."""
 
 

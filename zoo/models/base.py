@@ -17,6 +17,7 @@ from zookeeper import ComponentField, Field
 from zookeeper.tf import Dataset
 
 from zoo import weights as weights_index
+from zoo.io import ZooError, load_weights
 from zoo.preprocessing import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
 
 
@@ -90,6 +91,12 @@ class ModelFactory:
         """(checkpoint path, input shape, num_classes) after checking the arguments."""
         path, entry = weights_index.resolve(self.name, self.weights, self.include_top, task_name(self.name))
         dataset = getattr(self, "dataset", None)
+        if self.input_tensor is not None and self.input_shape is not None:
+            given, tensor = tuple(self.input_shape), tuple(self.input_tensor.shape[1:])
+            if len(given) != len(tensor) or any(a is not None and b is not None and a != b
+                                                for a, b in zip(given, tensor)):
+                raise ZooError(f"{self.name}: input_tensor has shape {tensor} but input_shape is {given}; "
+                               "pass one of them, or matching ones.")
         candidates = [
             tuple(self.input_tensor.shape[1:]) if self.input_tensor is not None else None,
             tuple(self.input_shape) if self.input_shape is not None else None,
@@ -142,11 +149,26 @@ class ModelFactory:
                 args[name] = value
         return args
 
+    def explicit_fields(self) -> set:
+        """The fields the caller set: constructor keywords and configured (CLI) values.
+
+        Read before any field (zookeeper forgets a keyword once a configured value is read).
+        """
+        return {*self.__component_instantiated_field_values__, *self.__component_configured_field_values__}
+
     def build(self) -> tf.keras.Model:
+        explicit = self.explicit_fields()
         path, entry, shape, num_classes = self._resolved()
         if entry is not None:
             mine = self.variant()
             different = {k: v for k, v in options_from_json(entry.options).items() if mine.get(k, v) != v}
+            contradicted = {k: v for k, v in different.items() if k in explicit}
+            if contradicted:
+                given = ", ".join(f"{k}={mine[k]!r}" for k in contradicted)
+                trained = ", ".join(f"{k}={v!r}" for k, v in contradicted.items())
+                raise ZooError(
+                    f'{self.name}: weights="{entry.tag}" were trained with {trained}, but you passed {given}. '
+                    "Drop the argument (the tag sets it), or pass weights=None to build that variant untrained.")
             if different:  # the checkpoint's variant, with the caller's other arguments
                 return type(self)(**self._arguments(exclude=different), **different).build()
             path = weights_index.fetch(entry)
@@ -163,7 +185,7 @@ class ModelFactory:
         model_inputs = tf.keras.utils.get_source_inputs(inputs)
         model = tf.keras.Model(model_inputs, x, name=self.name.lower())
         if path is not None:
-            model.load_weights(str(path))
+            load_weights(model, path)
         return model
 
 

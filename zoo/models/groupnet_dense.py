@@ -175,9 +175,11 @@ class GroupNetDenseFactory(ModelFactory):
                 f'{self.name}: backbone_weights="{self.backbone_weights}" are a {self.backbone} trained '
                 f"with {different}; build the model with those options or drop backbone_weights."
             )
+        quantizers = {k: v for k, v in options.items() if k in ("input_quantizer", "kernel_quantizer")}
         classifier = self.backbone_factory(
             weights=self.backbone_weights, include_top=False, input_shape=model.input_shape[1:],
             include_preprocessing=self.include_preprocessing, output_stride=None, dilation_rates=None,
+            **quantizers,  # the checkpoint's: only its weights are copied
         ).build()
         for layer in classifier.layers:
             if not layer.weights:
