@@ -1,6 +1,26 @@
 # Two commands for a fresh machine: `make demo` and `make test` (see README.md).
+# The Python picks the stack (zoo/stack.py): 3.11 the pinned one (TensorFlow 2.15.1, in
+# .venv), 3.12 or 3.13 the modern one (TensorFlow 2.21 + tf-keras, in .venv-3.12, ...):
+# `make demo PYTHON=python3.12`.
 PYTHON ?= python3.11
-VENV   := .venv
+# pyenv's shims run python3.12 only where version 3.12 is selected: select every installed
+# one, the default first (a no-op without pyenv).
+export PYENV_VERSION ?= $(shell (pyenv version-name; pyenv versions --bare) 2>/dev/null | awk '!seen[$$0]++' | paste -sd: -)
+PY_VERSION := $(shell PYENV_VERSION=$(PYENV_VERSION) $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+ifeq ($(PY_VERSION),)
+$(error PYTHON=$(PYTHON) does not run here; pass PYTHON=python3.11 (pinned stack) or PYTHON=python3.12 (modern))
+endif
+ifeq ($(PY_VERSION),3.11)
+VENV        ?= .venv
+CONSTRAINTS := constraints.txt
+NO_DEPS     :=
+else
+VENV        ?= .venv-$(PY_VERSION)
+CONSTRAINTS := constraints-modern.txt
+# Packages whose declared dependencies pip cannot resolve on this stack (setup.py says
+# why): installed in a second step, without them.
+NO_DEPS     := zookeeper larq-zoo $(if $(filter 3.12,$(PY_VERSION)),,larq)
+endif
 BIN    := $(VENV)/bin
 ZOO    := $(BIN)/zoo
 STAMP  := $(VENV)/.installed
@@ -14,11 +34,12 @@ PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 install: $(STAMP)
 
-# Idempotent: re-runs only when the venv is missing or the pinned stack changed.
-$(STAMP): setup.py pyproject.toml constraints.txt
+# Idempotent: re-runs only when the venv is missing or its stack changed.
+$(STAMP): setup.py pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[cpu,openvino,test,docs]"
+	$(BIN)/python -m pip install -q -c $(CONSTRAINTS) -e ".[cpu,openvino,test,docs]"
+	$(if $(NO_DEPS),$(BIN)/python -m pip install -q --no-deps -c $(CONSTRAINTS) $(NO_DEPS))
 	touch $@
 
 # The four Fashion-MNIST IDX files (Debian package dataset-fashion-mnist, or ZOO_DATA_DIR).

@@ -9,3 +9,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 TESTS = str(Path(__file__).resolve().parent)
 os.environ["ZOO_FAMILIES"] = ",".join(filter(None, [os.environ.get("ZOO_FAMILIES"), "toy_family"]))
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [TESTS, os.environ.get("PYTHONPATH")]))
+
+# Keras 2 as tf.keras on either stack (zoo/stack.py), before a test module imports TensorFlow.
+from zoo import stack  # noqa: E402,F401

@@ -30,6 +30,7 @@ from typing import Dict, List
 
 import tensorflow as tf
 
+from zoo import stack
 from zoo.io import ZooError, atomic_write_bytes, read_json
 
 LOCK = "run.lock"
@@ -64,7 +65,8 @@ def machine() -> str:
 
 
 def versions() -> dict:
-    return {"tensorflow": tf.__version__, "larq": version("larq")}
+    return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": stack.keras_version(),
+            "larq": version("larq")}
 
 
 def epoch_seconds(history: Path) -> float:

@@ -11,6 +11,9 @@ import os
 # Hide TensorFlow's C++ start-up INFO lines (CPU features, oneDNN); a user's own setting wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
+from zoo import stack  # noqa: E402,F401  (first: Keras 2 as tf.keras on either stack)
+
+# isort: split
 from zoo import quantizers  # noqa: E402,F401  (registers the quantizers with Larq)
 from zoo.complexity import Complexity, complexity  # noqa: E402
 from zoo.deployment import deploy, export  # noqa: E402

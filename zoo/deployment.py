@@ -21,6 +21,7 @@ from typing import List, Optional, Tuple, Union
 import numpy as np
 import tensorflow as tf
 
+from zoo import stack
 from zoo.complexity import binary_convolutions
 from zoo.io import ZooError, atomic_write_bytes, writable_file
 
@@ -66,6 +67,7 @@ class Deployed:
 
         self.format = "lce" if any(name.startswith("Lce") for name in tflite.op_counts(flatbuffer)) else "tflite"
         if self.format == "lce":
+            stack.require_lce()
             from larq_compute_engine.tflite.python.interpreter import Interpreter
 
             interpreter = Interpreter(flatbuffer, num_threads=self.num_threads)
@@ -220,6 +222,8 @@ def export(model: tf.keras.Model, path, images: Optional[np.ndarray] = None, for
     """
     if format not in FORMATS:
         raise ZooError(f"format must be one of {', '.join(FORMATS)}; got {format!r}.")
+    if format == "lce":
+        stack.require_lce()
     path = writable_file(path)  # checked before the conversion
     if path.suffix != SUFFIXES[format]:
         raise ZooError(f'format="{format}" writes a {SUFFIXES[format]} file; got {path}.')

@@ -23,6 +23,7 @@ from typing import Optional, Tuple
 
 import tensorflow as tf
 
+from zoo import stack
 from zoo.complexity import binary_convolutions
 
 
@@ -36,6 +37,7 @@ def convert(model: tf.keras.Model, target: str = "arm") -> bytes:
     Returns:
         The converted model, the bytes of a `.tflite` file.
     """
+    stack.require_lce()
     import larq_compute_engine as lce
 
     with _converter_output():
