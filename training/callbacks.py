@@ -1,5 +1,4 @@
 """Callbacks of the training tasks."""
-import os
 import shutil
 import time
 from pathlib import Path
@@ -7,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from zoo.io import fault_point
+from zoo.io import fault_point, fault_target
 from zoo.training import runs
 
 
@@ -79,7 +78,7 @@ class Backup(tf.keras.callbacks.BackupAndRestore):
 
     def __init__(self, backup_dir):
         super().__init__(str(backup_dir), delete_checkpoint=False)
-        self._target = os.environ.get("ZOO_KILL_AT", "").partition(":")[0]
+        self._target = fault_target()
 
     def on_train_begin(self, logs=None):
         for stale in Path(self.backup_dir).glob("**/*_temp"):  # a write that was killed

@@ -198,10 +198,10 @@ def remove_unnamed(folder: Path, stem: str, index, replaced=()) -> None:
     """Removes what a replaced entry or a killed publish left in `folder`: the files of
     `stem` (a model and tag, `<stem>[-notop][-<sha8>].weights.h5` or `.history.csv`) and
     of the `replaced` entries that `index` does not name, and staging files."""
-    named = set(file_names(index))
+    named, old = set(file_names(index)), set(file_names(replaced))
     pattern = re.compile(re.escape(stem) + r"(-notop)?(-[0-9a-f]{8})?\.(weights\.h5|history\.csv)")
-    for name in {*(p.name for p in folder.iterdir()), *file_names(replaced)} - named:
-        if name.startswith(STAGING) or pattern.fullmatch(name) or name in file_names(replaced):
+    for name in {*(p.name for p in folder.iterdir()), *old} - named:
+        if name.startswith(STAGING) or pattern.fullmatch(name) or name in old:
             (folder / name).unlink(missing_ok=True)
 
 

@@ -38,14 +38,16 @@ def fault_point(name: str) -> None:
     with SIGKILL the first (n-th) time it reaches `name`, as a power cut or the OOM
     killer would; otherwise this does nothing.
     """
-    target = os.environ.get("ZOO_KILL_AT")
-    if not target:
-        return
-    point, _, n = target.partition(":")
-    if point == name:
+    point, _, n = os.environ.get("ZOO_KILL_AT", "").partition(":")
+    if point and point == name:
         _REACHED[name] = _REACHED.get(name, 0) + 1
         if _REACHED[name] == int(n or 1):
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+def fault_target() -> str:
+    """The fault point `ZOO_KILL_AT` names ("" without it), for code that must arm one."""
+    return os.environ.get("ZOO_KILL_AT", "").partition(":")[0]
 
 
 @contextlib.contextmanager
