@@ -56,3 +56,21 @@ def test_a_run_records_the_stack_it_ran_on():
 
     versions = runs.versions()
     assert versions["keras"] == stack.keras_version() and versions["python"].startswith(f"{sys.version_info[0]}.")
+
+
+def test_numerics_name_the_tensorflow_and_the_cpu_instructions_that_decide_rounding(monkeypatch, tmp_path):
+    import tensorflow as tf
+
+    assert stack.numerics().startswith(f"TensorFlow {tf.__version__}, ")
+    cpuinfo = tmp_path / "cpuinfo"
+    real_open = open
+
+    def fake_open(path, *args, **kwargs):
+        return real_open(cpuinfo if path == "/proc/cpuinfo" else path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", fake_open)
+    monkeypatch.setattr("platform.machine", lambda: "x86_64")
+    for flags, isa in (("fpu avx2 avx512f amx_tile", " AMX"), ("fpu avx2 avx512f", " AVX-512"),
+                       ("fpu avx2", " AVX2"), ("fpu", "")):
+        cpuinfo.write_text(f"processor : 0\nflags\t\t: {flags}\n")
+        assert stack.numerics().endswith(f", x86_64{isa}")

@@ -41,9 +41,34 @@ def test_every_published_file_matches_its_sha256_and_says_how_it_was_made(entry)
     assert entry.command.startswith(f"zoo Train{entry.model} ")
     assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?", entry.git_commit)
     assert entry.wall_time_seconds > 0 and entry.epochs > 0 and entry.cost["ops"] > 0
-    assert bool(entry.scores) == entry.include_top
+    assert bool(entry.scores) == entry.include_top == bool(entry.evaluated_with)
     assert entry.kind == zoo.get_model_spec(entry.model).kind.name
     assert (index.index_path().parent / entry.history).exists()
+
+
+ROW = dict(model="BiRealNet20", tag="fashion_mnist", metric="top-1", index_value=0.9159, examples=10000,
+           full=True, ops=7.9e5, memory_mbit=0.42, numerics="TensorFlow 2.21.0, x86_64 AVX-512")
+
+
+@pytest.mark.parametrize("row, status, says", [
+    (dict(value=0.9159, same=True, index_numerics="TensorFlow 2.21.0, x86_64 AVX-512"), 0, None),
+    (dict(value=0.9158, same=False, index_numerics="TensorFlow 2.15.1, x86_64 AVX-512"), 0,
+     "91.5800%, the index says 91.5900%: measured with TensorFlow 2.21.0, x86_64 AVX-512, the index with "
+     "TensorFlow 2.15.1, x86_64 AVX-512, which round near-ties differently"),
+    (dict(value=0.9158, same=False, index_numerics="TensorFlow 2.21.0, x86_64 AVX-512"), 1,
+     "measured with the same TensorFlow 2.21.0, x86_64 AVX-512: the checkpoint or the code changed"),
+    (dict(value=0.9158, same=False, index_numerics="TensorFlow 2.21.0, x86_64 AVX-512", full=False), 0, None),
+])
+def test_weights_evaluate_fails_only_where_a_score_changed_on_what_measured_it(row, status, says, monkeypatch,
+                                                                                capsys):
+    monkeypatch.setattr("zoo.training.publish.evaluate_published", lambda models, limit: [{**ROW, **row}])
+    assert main(["weights", "evaluate"]) == status
+    out = capsys.readouterr()
+    if says:
+        assert says in out.out
+    else:
+        assert "index says" not in out.out
+    assert ("no longer score what the index says" in out.err) == bool(status)
 
 
 def test_every_published_model_has_a_checkpoint_without_its_top():

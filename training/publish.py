@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import List, Optional
 
-from zoo import complexity, registry
+from zoo import complexity, registry, stack
 from zoo import weights as weights_index
 from zoo.io import ZooError, atomic_write_bytes, exclusive_lock, fault_point, load_weights, read_json, save_model
 from zoo.models.base import options_from_json
@@ -171,7 +171,8 @@ def make_entries(run: dict, run_dir: Path, spec, dataset, tag: str, folder: Path
                      lambda p: save_model(keras_model, p, weights_only=True))
         load_weights(keras_model, path)  # verified: the file reads back into the model
         scores = {m.key: result[m.key] for m in spec.kind.scores} if include_top else {}
-        accuracy = dict(scores=scores, test_examples=result["examples"] if include_top else None)
+        accuracy = dict(scores=scores, test_examples=result["examples"] if include_top else None,
+                        evaluated_with=stack.numerics() if include_top else None)
         location = dict(url=f"{url_base.rstrip('/')}/{path.name}") if url_base else dict(file=path.name)
         new.append(weights_index.Entry(include_top=include_top, sha256=weights_index.sha256(path),
                                        size=path.stat().st_size, **location, **accuracy, **common))
@@ -222,7 +223,9 @@ def evaluate_published(models=(), limit: Optional[int] = None) -> List[dict]:
     Returns:
         A list of dicts with `model`, `tag`, `metric` ("top-1", "mIoU" for
         segmentation, "mAP" for detection), `index_value` (the index's), `value` (measured now), `examples`,
-        `ops` and `memory_mbit` (from the entry's cost).
+        `full` (whether the whole split behind the index's score was measured), `same` (the
+        same score, to 1e-6), `index_numerics` and `numerics` (what the index's score and this
+        one were measured with: `zoo.stack.numerics()`), `ops` and `memory_mbit` (the entry's cost).
     """
     rows = []
     for entry in weights_index.entries():
@@ -234,7 +237,10 @@ def evaluate_published(models=(), limit: Optional[int] = None) -> List[dict]:
         headline = spec.kind.headline
         rows.append(dict(
             model=entry.model, tag=entry.tag, metric=headline.name, index_value=entry.scores[headline.key],
-            value=result[headline.key],
+            value=result[headline.key], full=result["examples"] == entry.test_examples,
+            # one image of 10,000 is 1e-4; mAP's float sums vary in their last bits from run to run
+            same=abs(result[headline.key] - entry.scores[headline.key]) < 1e-6,
+            index_numerics=entry.evaluated_with, numerics=stack.numerics(),
             examples=result["examples"], ops=entry.cost.get("ops"), memory_mbit=entry.cost.get("memory_mbit"),
         ))
     return rows

@@ -154,6 +154,19 @@ def weights_evaluate_command(models, limit: Optional[int]) -> None:
                    f"{r['examples']:>7,} {r['ops']:>9.3g} {r['memory_mbit']:>11.3f}  {r['metric']}")
     if not rows:
         click.echo("(no published checkpoint)")
+    changed = 0
+    for r in rows:
+        if not r["full"] or r["same"]:
+            continue
+        what = f"{r['model']} {r['tag']}: {100 * r['value']:.4f}%, the index says {100 * r['index_value']:.4f}%"
+        if r["index_numerics"] in (None, r["numerics"]):
+            changed += 1
+            click.echo(f"{what}, measured with the same {r['numerics']}: the checkpoint or the code changed.")
+        else:
+            click.echo(f"{what}: measured with {r['numerics']}, the index with {r['index_numerics']}, which round "
+                       "near-ties differently (docs/weights.md, \"Other stacks\").")
+    if changed:
+        raise click.ClickException(f"{changed} published checkpoint(s) no longer score what the index says.")
 
 
 def build_cli() -> click.Group:

@@ -16,6 +16,7 @@ The rest of the zoo writes `tf.keras` and works on both stacks.
 import importlib.metadata
 import importlib.util
 import os
+import platform
 import sys
 
 
@@ -58,6 +59,22 @@ def keras_version() -> str:
 
     legacy = os.environ.get("TF_USE_LEGACY_KERAS") == "1" and importlib.util.find_spec("tf_keras")
     return getattr(tf.keras, "__version__", None) or importlib.metadata.version("tf-keras" if legacy else "keras")
+
+
+def numerics() -> str:
+    """What decides how a float32 model rounds here, e.g. "TensorFlow 2.15.1, x86_64 AMX":
+    TensorFlow's version (it bundles its oneDNN kernels) and the CPU's widest vector
+    instructions (oneDNN picks its kernels by them). Where these differ, a near-tie may
+    round the other way: oneDNN 3.7 (TensorFlow 2.21) sums a 3x3 one-channel convolution
+    in another order than oneDNN 3.2 (TensorFlow 2.15) for batches above one."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            flags = set(next((line for line in info if line.startswith("flags")), "").split())
+    except OSError:
+        flags = set()
+    isa = next((name for flag, name in (("amx_tile", "AMX"), ("avx512f", "AVX-512"), ("avx2", "AVX2"))
+                if flag in flags), "")
+    return f"TensorFlow {tensorflow_version()}, {platform.machine()}{' ' + isa if isa else ''}"
 
 
 def has_lce() -> bool:

@@ -93,6 +93,8 @@ class Entry:
         wall_time_seconds: training time in seconds, all stages; default None.
         machine: a description of the training machine; default None.
         date: the publication date (ISO format); default None.
+        evaluated_with: what `scores` were measured with (`zoo.stack.numerics()`: TensorFlow
+            version and CPU instructions, which decide float rounding); default None.
         history: the training curve, a CSV file next to the index (stage, epoch, loss, accuracy, ...); default None.
     """
 
@@ -118,6 +120,7 @@ class Entry:
     wall_time_seconds: Optional[float] = None
     machine: Optional[str] = None
     date: Optional[str] = None
+    evaluated_with: Optional[str] = None
     history: Optional[str] = None
 
     @classmethod
