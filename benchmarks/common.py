@@ -12,14 +12,15 @@ import os
 import platform
 import statistics
 import sys
-import time
 from datetime import date
 from pathlib import Path
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf  # noqa: E402,I001
+
+from zoo.training.precision import interleaved  # noqa: E402,F401  (zoo first: it picks tf.keras; one timing loop)
 
 # ZOO_BENCH_RESULTS sends a trial run's files elsewhere (the committed ones are the docs').
 RESULTS = Path(os.environ.get("ZOO_BENCH_RESULTS") or Path(__file__).resolve().parent / "results")
@@ -39,25 +40,6 @@ def train_step(model: tf.keras.Model, x: tf.Tensor, y: tf.Tensor) -> Callable[[]
         return loss
 
     return lambda: float(step(x, y).numpy())
-
-
-def interleaved(runs: Dict[str, Callable[[], object]], warmup: int, steps: int, rounds: int) -> Dict[str, List[float]]:
-    """Seconds of each call of every contender, taken round-robin.
-
-    Each contender first runs `warmup` untimed calls (tracing, compilation, caches),
-    then `rounds` times in turn `steps` timed calls.
-    """
-    for run in runs.values():
-        for _ in range(warmup):
-            run()
-    times = {label: [] for label in runs}
-    for _ in range(rounds):
-        for label, run in runs.items():
-            for _ in range(steps):
-                start = time.perf_counter()
-                run()
-                times[label].append(time.perf_counter() - start)
-    return times
 
 
 def median(values: Sequence[float]) -> float:

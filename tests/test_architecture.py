@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # holds its modules.
 LAYERS = (
     ("foundation", ("zoo.stack", "zoo.io", "zoo.preprocessing", "zoo.metrics", "zoo.weights")),
-    ("quantizers", ("zoo.quantizers",)),
+    ("quantizers", ("zoo.fused", "zoo.quantizers")),
     ("blocks", ("zoo.blocks",)),
     ("model families", ("zoo.models",)),
     ("task kinds", ("zoo.kinds",)),

@@ -105,7 +105,7 @@ def test_resnet18_layout_quantizers_and_connections(soft_gates):
     for conv in convs:
         assert type(conv) is GroupedQuantConv2D
         assert conv.groups == k and conv.pad_values == 1.0 and not conv.use_bias
-        assert type(conv.input_quantizer).__name__ == "ApproxSign"
+        assert isinstance(conv.input_quantizer, lq.quantizers.ApproxSign)
         assert isinstance(conv.kernel_quantizer, GroupNetWeightSign) and conv.kernel_quantizer.groups == k
         assert conv.kernel_constraint is None
         assert conv.input_shape[-1] % k == 0 and conv.output_shape[-1] % k == 0
@@ -175,8 +175,9 @@ def test_real_valued_twin_for_stage_one():
 
 
 # -- GroupedQuantConv2D against larq's grouped QuantConv2D ------------------------------
+@pytest.mark.parametrize("training", [False, True], ids=["per-group", "native-grouped"])
 @pytest.mark.parametrize("pad_values, use_bias, strides", [(1.0, False, 2), (0.0, True, 1)])
-def test_grouped_quant_conv_equals_larqs_grouped_conv(pad_values, use_bias, strides):
+def test_grouped_quant_conv_equals_larqs_grouped_conv(pad_values, use_bias, strides, training):
     kwargs = dict(filters=6, kernel_size=3, strides=strides, groups=3, padding="same",
                   pad_values=pad_values, use_bias=use_bias, activation="relu",
                   input_quantizer="approx_sign", kernel_quantizer=GroupNetWeightSign(groups=3))
@@ -190,12 +191,22 @@ def test_grouped_quant_conv_equals_larqs_grouped_conv(pad_values, use_bias, stri
     results = []
     for layer in (ours, larqs):
         with tf.GradientTape() as tape:
-            y = layer(x)
+            y = layer(x, training=training)
             loss = tf.reduce_sum(y * np.arange(y.shape[-1], dtype="float32"))
         results.append([y, *tape.gradient(loss, [x, *layer.trainable_weights])])
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
     assert GroupedQuantConv2D.from_config(ours.get_config()).groups == 3
+
+
+@pytest.mark.parametrize("training, onednn, convolutions", [(True, "1", 1), (False, "1", 3), (True, "0", 3)])
+def test_training_runs_one_grouped_convolution_where_onednn_has_it(training, onednn, convolutions, monkeypatch):
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", onednn)  # read at each trace (zoo.stack.onednn)
+    layer = GroupedQuantConv2D(6, 3, groups=3, padding="same", pad_values=1.0, use_bias=False,
+                               input_quantizer="approx_sign", kernel_quantizer=GroupNetWeightSign(groups=3))
+    graph = tf.function(lambda x: layer(x, training=training)).get_concrete_function(
+        tf.TensorSpec((2, 7, 7, 9))).graph
+    assert sum(op.type == "Conv2D" for op in graph.get_operations()) == convolutions
 
 
 @pytest.mark.parametrize("dilations, kernel_size", [((2, 3, 4), 3), ((1, 5, 2), 3), ((6, 7, 8), 1)])

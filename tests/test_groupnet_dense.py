@@ -2,6 +2,7 @@
 classification backbone, cost of the whole dense model, save/load and LCE export."""
 import json
 
+import larq as lq
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -81,7 +82,7 @@ def test_deeplab_aspp_branches_are_k_base_binary_convolutions_averaged():
     for name in branches:
         conv = model.get_layer(name)
         assert conv.groups == 3 and conv.output_shape[-1] == 3 * 8  # K bases of C/8 = 8 channels
-        assert type(conv.input_quantizer).__name__ == "ApproxSign"
+        assert isinstance(conv.input_quantizer, lq.quantizers.ApproxSign)
         assert model.get_layer(name.replace("conv", "mean")).aggregation == "mean"
     cost = {l.name: l for l in zoo.complexity(model).layers}
     assert cost["aspp_project_conv"].kind == cost["head_conv"].kind == cost["logits"].kind == "full precision"

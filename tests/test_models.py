@@ -1,4 +1,5 @@
 """Constructors: shapes, head options, input_tensor, architecture facts, bad input."""
+import larq as lq
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -49,8 +50,8 @@ def test_every_binary_conv_of_bireal18_has_a_real_shortcut():
     binary = [l for l in model.layers if getattr(l, "input_quantizer", None) is not None]
     assert len(binary) == 16
     for conv in binary:
-        assert type(conv.input_quantizer).__name__ == "ApproxSign"
-        assert type(conv.kernel_quantizer).__name__ == "MagnitudeAwareSign"
+        assert isinstance(conv.input_quantizer, lq.quantizers.ApproxSign)
+        assert isinstance(conv.kernel_quantizer, lq.quantizers.MagnitudeAwareSign)
         (bn,) = [n.outbound_layer for n in conv._outbound_nodes]
         (add,) = [n.outbound_layer for n in bn._outbound_nodes]
         assert isinstance(bn, tf.keras.layers.BatchNormalization)

@@ -1,4 +1,7 @@
-"""Bi-Real Net's quantizers, as wired into the models, against the paper's formulas."""
+"""Bi-Real Net's quantizers, as wired into the models, against the paper's formulas; the
+fused backward passes against Larq's op-by-op ones."""
+import contextlib
+
 import larq as lq
 import numpy as np
 import pytest
@@ -6,6 +9,7 @@ import tensorflow as tf
 from helpers import value_and_grad
 
 import zoo
+from zoo import fused, quantizers
 from zoo.quantizers import Clip, EDESign, GroupNetWeightSign, LeakyClip, LibraPBSign, Tanh
 
 
@@ -79,3 +83,70 @@ def test_every_quantizer_is_registered_and_serializable(name, cls, precision):
     layer = lq.layers.QuantConv2D(2, 3, input_quantizer=name, kernel_quantizer=name)
     clone = lq.layers.QuantConv2D.from_config(layer.get_config())
     assert isinstance(clone.input_quantizer, cls) and isinstance(clone.kernel_quantizer, cls)
+
+
+# -- fused backward passes ---------------------------------------------------------------
+BF16 = tf.keras.mixed_precision.Policy("mixed_bfloat16")
+
+
+def _ties_and_noise(shape, seed=0):
+    """Normal values with the formulas' edges planted: 0, +-1 (clip and ApproxSign's ends)."""
+    x = np.random.default_rng(seed).normal(0, 1, shape).astype("float32")
+    x.reshape(-1)[:5] = [0.0, 1.0, -1.0, 1.0000001, -0.9999999]
+    return x
+
+
+@pytest.mark.parametrize("dtype", [None, BF16], ids=["float32", "mixed_bfloat16"])
+@pytest.mark.parametrize("name", sorted(fused.FUSED))
+def test_fused_quantizers_give_larqs_values_and_gradients_bit_for_bit(name, dtype):
+    x = _ties_and_noise((8, 7, 7, 16))
+    upstream = np.random.default_rng(1).normal(size=x.shape).astype("float32")
+    ours, larqs = fused.FUSED[name](dtype=dtype), lq.quantizers.get(name).__class__(dtype=dtype)
+    assert type(larqs) is type(ours).__bases__[0]
+    y, g = value_and_grad(lambda v: tf.cast(ours(v), tf.float32), x, upstream)
+    y_ref, g_ref = value_and_grad(lambda v: tf.cast(larqs(v), tf.float32), x, upstream)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(g, g_ref)
+    assert np.count_nonzero(g) and np.count_nonzero(g != upstream)  # the clip (or slope) acted
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_fused_ede_gradient_equals_the_op_by_op_one(dtype):
+    x = tf.cast(_ties_and_noise((8, 7, 7, 16)), dtype)
+    upstream = tf.cast(np.random.default_rng(1).normal(size=x.shape), dtype)
+    grads = []
+    for one_kernel in (True, False):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = quantizers.ede_sign(x, 0.3, 1 / 0.3, one_kernel)
+        grads.append(tf.cast(tape.gradient(y, x, upstream), tf.float32).numpy())
+        np.testing.assert_array_equal(y, tf.where(x >= 0, 1.0, -1.0))
+    # XLA's tanh is its own approximation: equal to float32 rounding, not bit for bit.
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-5, atol=1e-6)
+
+
+def test_models_use_the_fused_quantizers_and_train_as_with_larqs():
+    x = np.random.default_rng(0).normal(size=(4, 28, 28, 1)).astype("float32")
+    y = tf.one_hot([1, 2, 3, 4], 10)
+    grads = []
+    for context, expected in ((fused.unfused, lq.quantizers.ApproxSign),
+                              (contextlib.nullcontext, fused.FusedApproxSign)):
+        tf.keras.utils.set_random_seed(0)
+        with context():
+            model = zoo.BiRealNet20(input_shape=(28, 28, 1))
+        assert type(_binary_conv(model).input_quantizer) is expected
+        with tf.GradientTape() as tape:
+            loss = tf.keras.losses.categorical_crossentropy(y, model(x, training=True))
+        grads.append([g.numpy() for g in tape.gradient(loss, model.trainable_weights)])
+    for ours, larqs in zip(*grads):
+        np.testing.assert_array_equal(ours, larqs)
+
+
+def test_a_model_with_fused_quantizers_reloads_from_a_whole_model_file(tmp_path):
+    model = zoo.BiRealNet20(input_shape=(28, 28, 1))
+    model.save(tmp_path / "m.h5")
+    clone = tf.keras.models.load_model(tmp_path / "m.h5")
+    assert type(_binary_conv(clone).input_quantizer) is fused.FusedApproxSign
+    assert type(_binary_conv(clone).kernel_quantizer) is fused.FusedMagnitudeAwareSign
+    x = np.random.default_rng(0).normal(size=(2, 28, 28, 1)).astype("float32")
+    np.testing.assert_array_equal(clone(x), model(x))

@@ -36,9 +36,10 @@ from zoo.io import (
 )
 from zoo.models.fcos import FCOSTargets
 from zoo.registry import ModelSpec
-from zoo.training import runs
+from zoo.training import precision, runs
 from zoo.training.callbacks import Backup, EpochTimer, HistoryLogger
 from zoo.training.datasets import FashionMNIST, FashionMNISTScenes
+from zoo.training.distillation import Distiller, load_teacher
 from zoo.training.evaluation import batches, dataset_options
 from zoo.training.optimizers import Optimizer, make_strategy
 
@@ -57,6 +58,12 @@ class TrainTask:
         pretrain_model: the model factory of stage 1 (used when `pretrain_epochs > 0`).
         pretrain_optimizer: the `Optimizer` of stage 1.
         strategy: "default", "mirrored" or "multi_worker" (`make_strategy`).
+        precision: "auto" (default), "float32" or "mixed_bfloat16": what the layers compute
+            in (`zoo.training.precision`); checkpoints, model.h5 and test scores are
+            float32 whatever trained them.
+        teacher: a classifier to distil from (`zoo.training.distillation`): `MODEL:TAG`
+            or a run folder; default None (labels only).
+        distill_weight: the distillation loss' weight; the labels' loss gets 1 - it.
         seed: the random seed of TensorFlow, NumPy, Python and the shuffling; default 0.
         shuffle_buffer: size of the shuffle buffer (capped at the split's size).
         steps_per_epoch, validation_steps: limits for quick runs; None: full passes.
@@ -83,6 +90,9 @@ class TrainTask:
     pretrain_optimizer: Optimizer = ComponentField(Optimizer)
 
     strategy: str = Field("default")
+    precision: str = Field("auto")
+    teacher: Optional[str] = Field(None)
+    distill_weight: float = Field(1.0)
     seed: int = Field(0)
     shuffle_buffer: int = Field(60_000)
     steps_per_epoch: Optional[int] = Field(None)
@@ -131,6 +141,12 @@ class TrainTask:
         for key, value in counts.items():
             if value is not None and value < 1:
                 raise ZooError(f"{key}={value} is not a positive number; pass 1 or more.")
+        if self.precision not in precision.PRECISIONS:
+            raise ZooError(f"precision={self.precision} is not one of {', '.join(precision.PRECISIONS)}.")
+        if self.teacher and self.kind.name != "classification":
+            raise ZooError(f"teacher= distils a classifier; {self.spec.name} is a {self.kind.name} model.")
+        if not 0.0 <= self.distill_weight <= 1.0:
+            raise ZooError(f"distill_weight={self.distill_weight} is not in [0, 1].")
         if self.pretrain_epochs < 0:
             raise ZooError(f"pretrain_epochs={self.pretrain_epochs} is negative; pass 0 (one stage) or more.")
         self.optimizer.check("optimizer")
@@ -162,30 +178,70 @@ class TrainTask:
         validation, _ = self.data("validation", training=False)
         steps = self.steps_per_epoch or math.ceil(n_train / self.batch_size)
         with strategy.scope():
-            model.compile(optimizer=optimizer.build(steps, epochs),
-                          loss=self.loss_function(model),
-                          metrics=self.kind.training_metrics(self.dataset.num_classes))
+            trained = model
+            if self.teacher:
+                teacher = load_teacher(self.teacher, self.dataset.input_shape, self.dataset.num_classes)
+                trained = Distiller(model, teacher, self.distill_weight)
+            trained.compile(optimizer=optimizer.build(steps, epochs),
+                            loss=self.loss_function(model),
+                            metrics=self.kind.training_metrics(self.dataset.num_classes))
         weights = stage_dir / "model.weights.h5"
         if read_json(stage_dir / "stage.json").get("epochs") == epochs and weights.exists():
             print(f"{stage_dir}: finished earlier ({epochs} epochs); loading its weights.")
             load_weights(model, weights)
-            return model
+            return self.in_float32(model, attr)
         if init_weights is not None and not (stage_dir / "backup").exists():
             print(f"Initialising {model.name} from {init_weights}")
             load_weights(model, init_weights)
         print(f"{model.name}: {stage_dir}, {strategy.num_replicas_in_sync} replica(s)\n"
               + complexity(model).table(per_layer=False))
-        model.fit(
+        trained.fit(
             train, epochs=epochs, steps_per_epoch=steps, validation_data=validation,
             validation_steps=self.validation_steps,
             callbacks=self.stage_callbacks(base_getattr(self, attr), stage_dir),
             verbose=1 if self.progress_bar else 2,
         )
+        model = self.in_float32(model, attr)
         save_model(model, weights, weights_only=True)
         fault_point("final_save")
         save_model(model, stage_dir / "model.h5", weights_only=False)
         write_json(stage_dir / "stage.json", {"epochs": epochs})
         return model
+
+    def in_float32(self, model: tf.keras.Model, attr: str) -> tf.keras.Model:
+        """`model` itself when it computes in float32; else the same model built anew in
+        float32 with its weights (so model.h5 and the test scores are float32's)."""
+        if model.compute_dtype == "float32":
+            return model
+        with precision.policy("float32"):
+            twin = base_getattr(self, attr).rebuild()
+        twin.set_weights(model.get_weights())
+        return twin
+
+    def choose_precision(self, out: Path) -> str:
+        """What this run computes in: the run record's choice when it resumes, else
+        `precision.choose` (for "auto" on a CPU with native bfloat16, a probe of the
+        model on one training batch), then recorded in run.json."""
+        record = read_json(out / "run.json")
+        if "precision" not in record:
+            train, n_train = self.data("train", training=True)
+
+            def measure():
+                return precision.probe(base_getattr(self, "model").rebuild,
+                             lambda m: m.compile(optimizer="adam", loss=self.loss_function(m)), next(iter(train)))
+
+            per_epoch = self.steps_per_epoch or math.ceil(n_train / self.batch_size)
+            steps = per_epoch * (self.epochs + self.pretrain_epochs)
+            if self.precision == "auto" and self.strategy == "multi_worker":
+                # Every worker must compute alike: no worker may decide by its own probe.
+                record["precision"] = {"setting": "auto", "ran": "float32",
+                                       "why": "a multi-worker run: pass precision=mixed_bfloat16 to use it"}
+            else:
+                record["precision"] = precision.choose(self.precision, measure, steps)
+            write_json(out / "run.json", record)
+        decision = record["precision"]
+        print(f"precision={decision['setting']}: {decision['ran']} ({decision['why']})")
+        return decision["ran"]
 
     def loss_function(self, model: tf.keras.Model) -> tf.keras.losses.Loss:
         return self.kind.loss(model, self.label_smoothing)
@@ -237,14 +293,16 @@ class TrainTask:
 
     def train(self, out: Path) -> dict:
         """Trains (or resumes) the stages into `out`, evaluates and writes metrics.json."""
-        tf.keras.utils.set_random_seed(self.seed)
         strategy = make_strategy(self.strategy)
+        ran = self.choose_precision(out)
+        tf.keras.utils.set_random_seed(self.seed)
         init = None
-        if self.pretrain_epochs > 0:
-            self.train_stage(strategy, "pretrain_model", self.pretrain_optimizer,
-                             self.pretrain_epochs, out / "pretrain", None)
-            init = out / "pretrain" / "model.weights.h5"
-        model = self.train_stage(strategy, "model", self.optimizer, self.epochs, out, init)
+        with precision.policy(ran):
+            if self.pretrain_epochs > 0:
+                self.train_stage(strategy, "pretrain_model", self.pretrain_optimizer,
+                                 self.pretrain_epochs, out / "pretrain", None)
+                init = out / "pretrain" / "model.weights.h5"
+            model = self.train_stage(strategy, "model", self.optimizer, self.epochs, out, init)
         metrics = self.metrics_record(model, out)
         write_json(out / "metrics.json", metrics)
         print(f"Test {self.kind.text(metrics)} on {metrics['test_examples']:,} {metrics['dataset']} "
@@ -270,6 +328,7 @@ class TrainTask:
             "epochs": self.epochs,
             "pretrain_epochs": self.pretrain_epochs,
             "batch_size": self.batch_size,
+            "precision": read_json(out / "run.json")["precision"]["ran"],
             "wall_time_seconds": round(sum(runs.epoch_seconds(d / "history.csv") for d in [*stages, out]), 1),
             "command": runs.command_line(),
             "git_commit": read_json(out / "run.json")["git_commit"],  # written by run() at the start

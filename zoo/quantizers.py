@@ -17,12 +17,16 @@ layer's multiply-accumulates are binary (1) or full precision (32).
 
 Every binary quantizer's forward pass is a sign with sign(0) = +1 (Larq's
 `lq.math.sign`); weight quantizers take Keras kernels, output channels on the last axis.
+
+The EDE quantizers' backward pass is one XLA-compiled kernel (`zoo.fused`).
 """
 import math
 from typing import Optional
 
 import larq as lq
 import tensorflow as tf
+
+from zoo.fused import fused_backward, fusing, sign_with_backward
 
 
 @lq.utils.register_alias("clip")
@@ -86,7 +90,14 @@ def ede_t_k(progress: float, t_min: float = T_MIN, t_max: float = T_MAX):
     return t, max(1.0 / t, 1.0)
 
 
-def ede_sign(x: tf.Tensor, t, k) -> tf.Tensor:
+def _ede_backward(x, dy, t, k):
+    return dy * k * t * (1.0 - tf.square(tf.tanh(t * x)))
+
+
+_ede_backward_fused = fused_backward(_ede_backward)
+
+
+def ede_sign(x: tf.Tensor, t, k, fused: bool = True) -> tf.Tensor:
     """sign(x) forward (sign(0) = +1); backward k * t * (1 - tanh(t x)^2), no clipping.
 
     Arguments:
@@ -94,20 +105,13 @@ def ede_sign(x: tf.Tensor, t, k) -> tf.Tensor:
         t: EDE's t: a float, tensor or variable, read at each call (so assigning a
             variable takes effect without retracing); cast to `x`'s dtype.
         k: EDE's k, likewise.
+        fused: the backward pass as one XLA kernel (default), or op by op.
 
     References:
         - Qin et al., IR-Net, CVPR 2020, Section 3.2 (EDE).
     """
-    t, k = tf.convert_to_tensor(t, x.dtype), tf.convert_to_tensor(k, x.dtype)
-
-    @tf.custom_gradient
-    def _call(x):
-        def grad(dy):
-            return dy * k * t * (1.0 - tf.square(tf.tanh(t * x)))
-
-        return lq.math.sign(x), grad
-
-    return _call(x)
+    backward = _ede_backward_fused if fused else _ede_backward
+    return sign_with_backward(x, backward, tf.cast(t, x.dtype), tf.cast(k, x.dtype))
 
 
 @lq.utils.register_keras_custom_object
@@ -162,6 +166,7 @@ class _EDEQuantizer(lq.quantizers.Quantizer):
     def __init__(self, schedule: Optional[EDESchedule] = None, **kwargs):
         super().__init__(**kwargs)
         self._schedule = _Untracked(schedule)
+        self.fused = fusing()  # built inside `unfused()`: the op-by-op backward
 
     @property
     def schedule(self) -> EDESchedule:
@@ -195,7 +200,7 @@ class EDESign(_EDEQuantizer):
     """
 
     def call(self, inputs):
-        return ede_sign(inputs, self.schedule.t, self.schedule.k)
+        return ede_sign(inputs, self.schedule.t, self.schedule.k, self.fused)
 
 
 @lq.utils.register_alias("libra_pb_sign")
@@ -240,7 +245,7 @@ class LibraPBSign(_EDEQuantizer):
         mean_abs = tf.reduce_mean(tf.abs(standardized), axis=axes, keepdims=True)
         scale = tf.stop_gradient(tf.pow(2.0, tf.round(tf.math.log(mean_abs) / math.log(2.0))))
         if self.estimator == "ede":
-            signs = ede_sign(standardized, self.schedule.t, self.schedule.k)
+            signs = ede_sign(standardized, self.schedule.t, self.schedule.k, self.fused)
         else:
             signs = lq.quantizers.ste_sign(standardized, clip_value=None)
         return scale * signs

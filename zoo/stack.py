@@ -67,14 +67,29 @@ def numerics() -> str:
     instructions (oneDNN picks its kernels by them). Where these differ, a near-tie may
     round the other way: oneDNN 3.7 (TensorFlow 2.21) sums a 3x3 one-channel convolution
     in another order than oneDNN 3.2 (TensorFlow 2.15) for batches above one."""
-    try:
-        with open("/proc/cpuinfo") as info:
-            flags = set(next((line for line in info if line.startswith("flags")), "").split())
-    except OSError:
-        flags = set()
+    flags = cpu_flags()
     isa = next((name for flag, name in (("amx_tile", "AMX"), ("avx512f", "AVX-512"), ("avx2", "AVX2"))
                 if flag in flags), "")
     return f"TensorFlow {tensorflow_version()}, {platform.machine()}{' ' + isa if isa else ''}"
+
+
+def cpu_flags() -> set:
+    """The CPU's feature flags (Linux' /proc/cpuinfo; empty elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            return set(next((line for line in info if line.startswith("flags")), "").split()[2:])
+    except OSError:
+        return set()
+
+
+def onednn() -> bool:
+    """Whether TensorFlow runs its oneDNN kernels, which grouped convolutions need on CPU:
+    by default on x86-64 Linux, unless `TF_ENABLE_ONEDNN_OPTS=0`; elsewhere only with
+    `TF_ENABLE_ONEDNN_OPTS=1`."""
+    setting = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "").lower()
+    if setting in ("0", "false", "1", "true"):
+        return setting in ("1", "true")
+    return sys.platform == "linux" and platform.machine() == "x86_64"
 
 
 def has_lce() -> bool:

@@ -93,8 +93,7 @@ class Entry:
         wall_time_seconds: training time in seconds, all stages; default None.
         machine: a description of the training machine; default None.
         date: the publication date (ISO format); default None.
-        evaluated_with: what `scores` were measured with (`zoo.stack.numerics()`: TensorFlow
-            version and CPU instructions, which decide float rounding); default None.
+        evaluated_with: what measured `scores` (`zoo.stack.numerics()`, rounding's causes); default None.
         history: the training curve, a CSV file next to the index (stage, epoch, loss, accuracy, ...); default None.
     """
 

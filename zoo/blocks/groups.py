@@ -10,26 +10,32 @@ from typing import Callable, Optional, Sequence
 import larq as lq
 import tensorflow as tf
 
+from zoo import stack
 from zoo.blocks.shortcuts import batch_norm
+from zoo.fused import fused, fusing
 
 
 @tf.keras.utils.register_keras_serializable(package="zoo")
 class GroupedQuantConv2D(lq.layers.QuantConv2D):
-    """`lq.layers.QuantConv2D` with `groups > 1` run as one plain convolution per group.
+    """`lq.layers.QuantConv2D` with `groups > 1`, without Keras' XLA-compiled grouped path.
 
     The same layer as larq's grouped QuantConv2D (arguments, config, one kernel of
-    shape (kh, kw, in / groups, filters), weights and cost), computed differently: the
-    input is split into `groups` channel slices, and each slice is quantized, padded
-    and convolved with its slice of the quantized kernel, then the results are
-    concatenated (bias and activation follow). Two measured reasons, TensorFlow 2.15
-    and Larq Compute Engine 0.16 on CPU:
+    shape (kh, kw, in / groups, filters), weights and cost), computed differently.
+    Keras compiles grouped convolutions with XLA, whose CPU forward and backward pass
+    was 25x slower than `groups` plain convolutions (TensorFlow 2.15). Instead:
 
-    - Keras compiles grouped convolutions with XLA, whose CPU forward and backward
-      pass was 25x slower than `groups` plain convolutions (and TensorFlow's own
-      grouped CPU kernel needs oneDNN);
-    - LCE converts a grouped binary convolution to `LceBconv2d` only with a multiple of
-      32 input channels per group, and its default kernel rejects grouped ones; every
-      per-group convolution here becomes an ordinary `LceBconv2d`.
+    - in training, one `tf.nn.convolution` with the grouped kernel, TensorFlow's own
+      grouped convolution, which needs oneDNN (`zoo.stack.onednn()`; its backward
+      fails without it);
+    - otherwise (inference, export, dilations per group, or without oneDNN) the input is
+      split into `groups` channel slices, and each slice is quantized, padded and
+      convolved with its slice of the quantized kernel, then the results are
+      concatenated (bias and activation follow). Larq Compute Engine 0.16 converts a
+      grouped binary convolution to `LceBconv2d` only with a multiple of 32 input
+      channels per group, and its default kernel rejects grouped ones; every per-group
+      convolution here becomes an ordinary `LceBconv2d`.
+
+    The two paths agree to float rounding (tests/test_groupnet.py).
 
     `group_dilations` gives each group its own dilation rate (Group-Net's Binary
     Parallel Atrous Convolution: base k of a block dilated by rate k), with stride 1
@@ -53,6 +59,7 @@ class GroupedQuantConv2D(lq.layers.QuantConv2D):
         if self.groups > 1 and self.data_format != "channels_last":
             raise ValueError("GroupedQuantConv2D with groups > 1 needs data_format='channels_last'.")
         self.group_dilations = tuple(int(d) for d in group_dilations) if group_dilations else None
+        self.native_training = fusing()  # False when built inside `zoo.fused.unfused()`
         if self.group_dilations and (len(self.group_dilations) != self.groups or self.strides != (1, 1)
                                      or self.padding != "same" or min(self.group_dilations) < 1):
             raise ValueError(
@@ -73,28 +80,34 @@ class GroupedQuantConv2D(lq.layers.QuantConv2D):
     def get_config(self):
         return {**super().get_config(), "group_dilations": self.group_dilations}
 
-    def call(self, inputs):
+    def call(self, inputs, training=None):
         if self.groups == 1 and not self.group_dilations:
             return super().call(inputs)
         with lq.context.quantized_scope(True):
-            kernels = tf.split(tf.convert_to_tensor(self.kernel), self.groups, axis=-1)
-        outputs = []
-        for x, kernel, dilation in zip(tf.split(inputs, self.groups, axis=-1), kernels, self._dilations()):
-            if self.input_quantizer:
-                x = self.input_quantizer(x)
-            padding = self.padding
-            if self.group_dilations:
-                x, padding = self._pad(x, dilation), "valid"
-            elif not self._is_native_padding:
-                x = tf.pad(x, self._get_padding_same(x), constant_values=self.pad_values)
-                padding = "valid"
-            outputs.append(tf.nn.convolution(
-                x, kernel, strides=self.strides, padding=padding.upper(), dilations=dilation
-            ))
-        outputs = tf.concat(outputs, axis=-1)
+            kernel = tf.convert_to_tensor(self.kernel)
+        if training and self.native_training and not self.group_dilations and stack.onednn():
+            # Training: TensorFlow's grouped convolution (oneDNN), one kernel for all groups.
+            outputs = self._convolve(inputs, kernel, self.dilation_rate)
+        else:
+            outputs = tf.concat([
+                self._convolve(x, k, dilation) for x, k, dilation in
+                zip(tf.split(inputs, self.groups, axis=-1), tf.split(kernel, self.groups, axis=-1), self._dilations())
+            ], axis=-1)
         if self.use_bias:
             outputs = tf.nn.bias_add(outputs, self.bias)
         return self.activation(outputs) if self.activation is not None else outputs
+
+    def _convolve(self, x, kernel, dilation):
+        """Quantizes `x`, pads it, convolves it with `kernel` (one group's, or all of them)."""
+        if self.input_quantizer:
+            x = self.input_quantizer(x)
+        padding = self.padding
+        if self.group_dilations:
+            x, padding = self._pad(x, dilation), "valid"
+        elif not self._is_native_padding:
+            x = tf.pad(x, self._get_padding_same(x), constant_values=self.pad_values)
+            padding = "valid"
+        return tf.nn.convolution(x, kernel, strides=self.strides, padding=padding.upper(), dilations=dilation)
 
 
 def grouped_binary_conv_layer(
@@ -138,7 +151,7 @@ def grouped_binary_conv_layer(
     return GroupedQuantConv2D(
         num_bases * filters, kernel_size, strides=strides, groups=num_bases,
         padding="same", pad_values=1.0, use_bias=False, kernel_initializer=initializer,
-        group_dilations=dilations if kernel_size > 1 else None, name=f"{name}_conv", **quantizers,
+        group_dilations=dilations if kernel_size > 1 else None, name=f"{name}_conv", **fused(quantizers),
     )
 
 

@@ -5,6 +5,8 @@ from typing import Optional
 import larq as lq
 import tensorflow as tf
 
+from zoo.fused import fused
+
 
 def batch_norm(name: str) -> tf.keras.layers.BatchNormalization:
     """The zoo's batch normalization (PyTorch's defaults, as the papers' code)."""
@@ -65,7 +67,7 @@ def binary_conv_bn(
     `kernel_constraint` (and any other QuantConv2D keyword, e.g. `pad_values` or
     `kernel_initializer`, default glorot normal).
     """
-    options = {"kernel_initializer": "glorot_normal", **quantizers}
+    options = fused({"kernel_initializer": "glorot_normal", **quantizers})
     x = lq.layers.QuantConv2D(
         filters, kernel_size, strides=strides, padding="same", use_bias=False,
         name=f"{name}_conv", **options,

@@ -149,6 +149,12 @@ class ModelFactory:
                 args[name] = value
         return args
 
+    def rebuild(self) -> tf.keras.Model:
+        """A new model of this factory's settings, built under the current Keras policy
+        (`build()` returns the one it built first)."""
+        _, _, shape, num_classes = self._resolved()  # the dataset's, in a training task
+        return type(self)(**{**self._arguments(exclude=()), "input_shape": shape, "num_classes": num_classes}).build()
+
     def explicit_fields(self) -> set:
         """The fields the caller set: constructor keywords and configured (CLI) values.
 

@@ -34,6 +34,7 @@ from zoo.blocks import (
     bireal_unit,
     real_projection,
 )
+from zoo.fused import fused
 from zoo.models.base import ModelFactory, classifier
 from zoo.models.family import IMAGENET, SMALL, Family, Paper, Reported, Variant
 from zoo.quantizers import T_MAX, T_MIN, EDESchedule, EDESign, LibraPBSign, ede_t_k
@@ -175,7 +176,7 @@ class IRNetVGGFactory(IRNetFactory):
         x = self.stem_conv(x, 128, 3, 1)
         for i, (filters, pool) in enumerate(self.layers, start=1):
             x = lq.layers.QuantConv2D(filters, 3, padding="same", use_bias=False,
-                                      name=f"conv{i}_conv", **self.quantizers())(x)
+                                      name=f"conv{i}_conv", **fused(self.quantizers()))(x)
             if pool:
                 x = tf.keras.layers.MaxPool2D(2, name=f"conv{i}_pool")(x)
             x = hard_tanh(batch_norm(f"conv{i}_bn")(x), f"conv{i}_hardtanh")

@@ -1,0 +1,111 @@
+"""Fused backward passes of the sign quantizers.
+
+A sign's backward pass is a few elementwise operations over a whole activation tensor,
+each its own TensorFlow kernel (and 3-5x slower in bfloat16). Here each is one
+XLA-compiled kernel (`fused_backward`), with the same formula and the same bits:
+`approx_sign`, `ste_sign` and `magnitude_aware_sign` resolve to subclasses of Larq's
+with a fused backward (`fused`, used wherever the zoo builds a `QuantConv2D`), and the
+EDE quantizers' backward (`zoo.quantizers`) is fused too. The forward pass is Larq's
+sign, unchanged, so Larq Compute Engine converts it as before. Models built inside
+`unfused()` keep Larq's own quantizers, for comparison.
+"""
+import contextlib
+
+import larq as lq
+import tensorflow as tf
+
+
+def fused_backward(function):
+    """`function(x, dy, *args)`, a backward pass, compiled by XLA into one kernel (one
+    per dtype and shape). Its value is the same as running it op by op."""
+    return tf.function(function, jit_compile=True, reduce_retracing=True)
+
+
+def sign_with_backward(x: tf.Tensor, backward, *args) -> tf.Tensor:
+    """Larq's sign(x) forward (sign(0) = +1); backward `backward(x, dy, *args)`."""
+
+    @tf.custom_gradient
+    def _call(x):
+        return lq.math.sign(x), lambda dy: backward(x, dy, *args)
+
+    return _call(x)
+
+
+@fused_backward
+def _approx_sign_backward(x, dy):  # larq.quantizers.approx_sign's gradient, op for op
+    abs_x = tf.math.abs(x)
+    return tf.where(tf.math.less_equal(abs_x, 1.0), (1 - abs_x) * 2 * dy, tf.zeros_like(dy))
+
+
+@fused_backward
+def _ste_backward(x, dy, clip_value):  # larq.quantizers.ste_sign's gradient, clipped
+    return tf.where(tf.math.less_equal(tf.math.abs(x), clip_value), dy, tf.zeros_like(dy))
+
+
+def _ste_sign(x, clip_value):
+    if clip_value is None:  # Larq's unclipped straight-through: dy itself, nothing to fuse
+        return lq.quantizers.ste_sign(x, clip_value=None)
+    return sign_with_backward(x, _ste_backward, tf.cast(clip_value, x.dtype))
+
+
+@lq.utils.register_keras_custom_object
+class FusedApproxSign(lq.quantizers.ApproxSign):
+    """Larq's `approx_sign` (Bi-Real Net's ApproxSign), its backward pass fused."""
+
+    def call(self, inputs):
+        return lq.quantizers.Quantizer.call(self, sign_with_backward(inputs, _approx_sign_backward))
+
+
+@lq.utils.register_keras_custom_object
+class FusedSteSign(lq.quantizers.SteSign):
+    """Larq's `ste_sign`, its backward pass fused."""
+
+    def call(self, inputs):
+        return lq.quantizers.Quantizer.call(self, _ste_sign(inputs, self.clip_value))
+
+
+@lq.utils.register_keras_custom_object
+class FusedMagnitudeAwareSign(lq.quantizers.MagnitudeAwareSign):
+    """Larq's `magnitude_aware_sign` (Bi-Real Net's weights), its backward pass fused."""
+
+    def call(self, inputs):
+        scale = tf.stop_gradient(tf.reduce_mean(tf.abs(inputs), axis=list(range(len(inputs.shape) - 1))))
+        return lq.quantizers.Quantizer.call(self, scale * _ste_sign(inputs, self.clip_value))
+
+
+FUSED = {"approx_sign": FusedApproxSign, "ste_sign": FusedSteSign, "magnitude_aware_sign": FusedMagnitudeAwareSign}
+_use_fused = [True]
+
+
+@contextlib.contextmanager
+def unfused():
+    """Models built inside train as the zoo did before its faster paths: with Larq's own
+    quantizers (op-by-op backward passes) and Group-Net's per-base convolutions, for
+    benchmarks and tests to compare against."""
+    _use_fused.append(False)
+    try:
+        yield
+    finally:
+        _use_fused.pop()
+
+
+def fusing() -> bool:
+    """False inside `unfused()`."""
+    return _use_fused[-1]
+
+
+def fused(options: dict) -> dict:
+    """`QuantConv2D` keyword arguments with `input_quantizer` and `kernel_quantizer`
+    named "approx_sign", "ste_sign" or "magnitude_aware_sign" (or given as Larq's own
+    instances of them) replaced by the fused quantizers; everything else unchanged."""
+    if not fusing():
+        return options
+    out = dict(options)
+    for key in ("input_quantizer", "kernel_quantizer"):
+        value = out.get(key)
+        for name, cls in FUSED.items():
+            if value == name:
+                out[key] = cls()
+            elif type(value) is cls.__bases__[0]:  # Larq's own class, exactly
+                out[key] = cls.from_config(value.get_config())
+    return out
