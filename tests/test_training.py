@@ -1,9 +1,6 @@
 """Training tasks: real Fashion-MNIST, resume, the two-stage recipe, tf.distribute, mock ImageNet."""
 import csv
 import json
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -114,23 +111,6 @@ def test_two_stage_recipe_initialises_the_binary_net_from_the_real_valued_twin(t
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["pretrain_epochs"] == 1
     assert history_epochs(tmp_path / "pretrain" / "history.csv") == [0]
-
-
-@pytest.mark.slow
-def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
-    script = textwrap.dedent(f"""
-        import sys, tensorflow as tf
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        from zoo.cli import main
-        sys.exit(main(["TrainBiRealNet20", "strategy=mirrored", "epochs=1", "steps_per_epoch=3",
-                       "validation_steps=1", "batch_size=16", "progress_bar=False",
-                       "output_dir={tmp_path}"]))
-    """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "2 replica(s)" in result.stdout
-    assert json.loads((tmp_path / "metrics.json").read_text())["test_examples"] == 10_000
 
 
 def test_imagenet_task_on_mock_data(tmp_path, monkeypatch):

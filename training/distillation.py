@@ -34,7 +34,12 @@ class Distiller(tf.keras.Model):
         super().__init__(name=f"{student.name}_distilled", **kwargs)
         self.student, self.teacher, self.weight = student, teacher, float(weight)
         teacher.trainable = False
-        self.distillation_tracker = tf.keras.metrics.Mean(name="distillation")
+        # The epoch's means of the loss trained on and of its distillation part.
+        self.trackers = [tf.keras.metrics.Mean(name="loss"), tf.keras.metrics.Mean(name="distillation")]
+
+    @property
+    def metrics(self):
+        return [*self.trackers, *self.compiled_metrics.metrics]
 
     def call(self, inputs, training=None):
         return self.student(inputs, training=training)
@@ -44,22 +49,30 @@ class Distiller(tf.keras.Model):
         soft, probabilities = tf.cast(soft, tf.float32), tf.cast(probabilities, tf.float32)
         return tf.keras.losses.KLDivergence(reduction=tf.keras.losses.Reduction.NONE)(soft, probabilities)
 
-    def train_step(self, data):
-        x, y = data[:2]
+    def losses_of(self, x, y, training: bool):
+        """(loss, its distillation part) of a batch, each averaged over the global batch
+        (as the compiled loss is under tf.distribute); updates the metrics."""
         soft = self.teacher(x, training=False)
-        with tf.GradientTape() as tape:
-            probabilities = self.student(x, training=True)
-            hard = self.compiled_loss(y, probabilities, regularization_losses=self.student.losses)
-            # Averaged over the global batch, as the compiled loss is under tf.distribute.
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            distillation = tf.nn.compute_average_loss(self.divergence(soft, probabilities),
-                                                      global_batch_size=tf.shape(x)[0] * replicas)
-            loss = self.weight * distillation + (1.0 - self.weight) * hard
-        self.optimizer.minimize(loss, self.student.trainable_variables, tape=tape)
+        probabilities = self.student(x, training=training)
+        hard = self.compiled_loss(y, probabilities, regularization_losses=self.student.losses)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        distillation = tf.nn.compute_average_loss(self.divergence(soft, probabilities),
+                                                  global_batch_size=tf.shape(x)[0] * replicas)
+        loss = self.weight * distillation + (1.0 - self.weight) * hard
         self.compiled_metrics.update_state(y, probabilities)
-        self.distillation_tracker.update_state(distillation * replicas)
-        results = {m.name: m.result() for m in self.metrics}
-        return {**results, "loss": loss * replicas}
+        for tracker, value in zip(self.trackers, (loss, distillation)):
+            tracker.update_state(value * replicas)
+        return loss
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            loss = self.losses_of(*data[:2], training=True)
+        self.optimizer.minimize(loss, self.student.trainable_variables, tape=tape)
+        return {m.name: m.result() for m in self.metrics}
+
+    def test_step(self, data):
+        self.losses_of(*data[:2], training=False)
+        return {m.name: m.result() for m in self.metrics}
 
 
 def load_teacher(teacher: str, input_shape, num_classes: int) -> tf.keras.Model:

@@ -16,9 +16,15 @@ A run folder (`output_dir`) holds:
 
 Every file is written atomically (`zoo.io`). One training at a time owns a folder (the
 lock), and a folder resumes only the configuration that started it (`check_record`).
+
+In a multi-worker run (`strategy=multi_worker`, every worker given the same
+`output_dir` on storage they share) the chief writes the folder; every other worker
+only holds `worker-<i>.lock` and trains, and Keras' `BackupAndRestore` has every worker
+resume from the chief's backup (`worker_name`).
 """
 import csv
 import io
+import json
 import os
 import platform
 import shlex
@@ -36,6 +42,27 @@ from zoo.io import ZooError, atomic_write_bytes, read_json
 LOCK = "run.lock"
 # Settings that do not change what is trained: they may differ when a run resumes.
 FREE = ("progress_bar", "callbacks", "output_dir")
+
+
+def worker_name(strategy: str) -> str:
+    """"" for the process that writes the run folder (the chief: TF_CONFIG's "chief", or
+    worker 0 of a cluster without one; any process outside a multi-worker run), else the
+    worker's name in TF_CONFIG ("worker-1", ...).
+
+    Raises:
+        ZooError: TF_CONFIG that is not JSON of a cluster and this process' task.
+    """
+    if strategy != "multi_worker" or not os.environ.get("TF_CONFIG"):
+        return ""
+    try:
+        config = json.loads(os.environ["TF_CONFIG"])
+        kind, index = config["task"]["type"], int(config["task"]["index"])
+        cluster = config["cluster"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise ZooError(f"TF_CONFIG is not a cluster and this process' task ({type(e).__name__}: {e}); see "
+                       "docs/training.md, 'Multi-worker training'.") from None
+    chief = kind == "chief" or (kind == "worker" and index == 0 and "chief" not in cluster)
+    return "" if chief else f"{kind}-{index}"
 
 
 def git_commit() -> str:

@@ -155,14 +155,18 @@ class TrainTask:
 
     def stage_callbacks(self, factory, stage_dir: Path) -> List[tf.keras.callbacks.Callback]:
         """The family's callbacks and the timer first, then loggers, backup, the user's."""
-        return [
-            *factory.callbacks(),
-            EpochTimer(),
+        writes = [  # the chief's, in a multi-worker run
             HistoryLogger(stage_dir / "history.csv"),  # before the backup: see HistoryLogger
             tf.keras.callbacks.TensorBoard(str(stage_dir / "logs"), write_graph=False, profile_batch=0),
-            Backup(stage_dir / "backup"),
-            *self.callbacks,
         ]
+        return [*factory.callbacks(), EpochTimer(), *([] if self.worker else writes), Backup(stage_dir / "backup"),
+                *self.callbacks]
+
+    @property
+    def worker(self) -> str:
+        """"" where this process writes the run folder, else its name in a multi-worker
+        cluster ("worker-1"; `runs.worker_name`)."""
+        return runs.worker_name(self.strategy)
 
     def train_stage(self, strategy, attr: str, optimizer: Optimizer, epochs: int,
                     stage_dir: Path, init_weights: Optional[Path]) -> tf.keras.Model:
@@ -195,13 +199,22 @@ class TrainTask:
             load_weights(model, init_weights)
         print(f"{model.name}: {stage_dir}, {strategy.num_replicas_in_sync} replica(s)\n"
               + complexity(model).table(per_layer=False))
-        trained.fit(
-            train, epochs=epochs, steps_per_epoch=steps, validation_data=validation,
-            validation_steps=self.validation_steps,
-            callbacks=self.stage_callbacks(base_getattr(self, attr), stage_dir),
-            verbose=1 if self.progress_bar else 2,
-        )
+        try:
+            trained.fit(
+                train, epochs=epochs, steps_per_epoch=steps, validation_data=validation,
+                validation_steps=self.validation_steps,
+                callbacks=self.stage_callbacks(base_getattr(self, attr), stage_dir),
+                verbose=1 if self.progress_bar else 2,
+            )
+        except (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.CancelledError,
+                tf.errors.DeadlineExceededError) as e:
+            if self.strategy != "multi_worker":
+                raise
+            raise ZooError(f"a worker of this multi-worker run stopped ({type(e).__name__}); start every worker "
+                           "again with the same command: the run resumes from its last backup.") from None
         model = self.in_float32(model, attr)
+        if self.worker:
+            return model  # the chief writes the run's files
         save_model(model, weights, weights_only=True)
         fault_point("final_save")
         save_model(model, stage_dir / "model.h5", weights_only=False)
@@ -209,13 +222,16 @@ class TrainTask:
         return model
 
     def in_float32(self, model: tf.keras.Model, attr: str) -> tf.keras.Model:
-        """`model` itself when it computes in float32; else the same model built anew in
-        float32 with its weights (so model.h5 and the test scores are float32's)."""
-        if model.compute_dtype == "float32":
+        """`model` itself when it computes in float32 in one process; else the same model
+        built anew, in float32 and outside any strategy, with its weights (so model.h5 and
+        the test scores are float32's). Every worker of a multi-worker run calls it after
+        training: reading the weights (batch normalization's statistics) is collective."""
+        if model.compute_dtype == "float32" and self.strategy != "multi_worker":
             return model
+        weights = model.get_weights()
         with precision.policy("float32"):
             twin = base_getattr(self, attr).rebuild()
-        twin.set_weights(model.get_weights())
+        twin.set_weights(weights)
         return twin
 
     def choose_precision(self, out: Path) -> str:
@@ -238,7 +254,8 @@ class TrainTask:
                                        "why": "a multi-worker run: pass precision=mixed_bfloat16 to use it"}
             else:
                 record["precision"] = precision.choose(self.precision, measure, steps)
-            write_json(out / "run.json", record)
+            if not self.worker:
+                write_json(out / "run.json", record)
         decision = record["precision"]
         print(f"precision={decision['setting']}: {decision['ran']} ({decision['why']})")
         return decision["ran"]
@@ -266,6 +283,10 @@ class TrainTask:
         self.check_settings()
         out = Path(self.output_dir)
         runs.make_output_dir(out)
+        if self.worker:  # a multi-worker run's other workers train, the chief writes
+            with exclusive_lock(out / f"{self.worker}.lock", f"{self.worker} of the run in {out}"):
+                finished = read_json(out / "metrics.json")
+                return self.print_finished(out, finished) if finished else self.train(out)
         config = runs.config_record(self)
         with exclusive_lock(out / runs.LOCK, f"the run folder {out}"):
             record = runs.check_record(out, type(self).__name__, config)
@@ -303,6 +324,9 @@ class TrainTask:
                                  self.pretrain_epochs, out / "pretrain", None)
                 init = out / "pretrain" / "model.weights.h5"
             model = self.train_stage(strategy, "model", self.optimizer, self.epochs, out, init)
+        if self.worker:
+            print(f"{self.worker}: trained; the chief writes {out}.")
+            return {}
         metrics = self.metrics_record(model, out)
         write_json(out / "metrics.json", metrics)
         print(f"Test {self.kind.text(metrics)} on {metrics['test_examples']:,} {metrics['dataset']} "
