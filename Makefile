@@ -77,9 +77,12 @@ demo: install data
 
 # Lint first (ruff, configured in pyproject.toml), then the tests; tests/test_docs.py
 # builds the docs site with --strict and opens it in chromium.
+# The multi-worker tests start training processes of their own: after the rest, alone,
+# so that they never share the machine's memory with the xdist workers.
 test: install data browser
 	$(BIN)/ruff check .
-	$(PYTEST) $(PYTEST_ARGS)
+	$(PYTEST) --ignore=tests/test_multi_worker.py $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/test_multi_worker.py $(PYTEST_ARGS)
 
 # Everything but the few tests marked slow.
 test-fast: install data browser
