@@ -243,6 +243,7 @@ class TrainTask:
             train, n_train = self.data("train", training=True)
 
             def measure():
+                self.check_input(base_getattr(self, "model").rebuild())  # before training it on a batch
                 return precision.probe(base_getattr(self, "model").rebuild,
                              lambda m: m.compile(optimizer="adam", loss=self.loss_function(m)), next(iter(train)))
 
