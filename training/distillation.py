@@ -50,8 +50,8 @@ class Distiller(tf.keras.Model):
         return tf.keras.losses.KLDivergence(reduction=tf.keras.losses.Reduction.NONE)(soft, probabilities)
 
     def losses_of(self, x, y, training: bool):
-        """(loss, its distillation part) of a batch, each averaged over the global batch
-        (as the compiled loss is under tf.distribute); updates the metrics."""
+        """The loss of a batch, averaged over the global batch (as the compiled loss is
+        under tf.distribute); updates the metrics (the loss and its distillation part)."""
         soft = self.teacher(x, training=False)
         probabilities = self.student(x, training=training)
         hard = self.compiled_loss(y, probabilities, regularization_losses=self.student.losses)
