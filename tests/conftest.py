@@ -1,5 +1,8 @@
+import gc
 import os
 from pathlib import Path
+
+import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -12,3 +15,14 @@ os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [TESTS, os.environ.get("
 
 # Keras 2 as tf.keras on either stack (zoo/stack.py), before a test module imports TensorFlow.
 from zoo import stack  # noqa: E402,F401
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_each_files_graphs():
+    """Each test file's Keras graphs and converters freed when the file is done: an xdist
+    worker runs many files, and their models added up to most of the machine's memory."""
+    yield
+    import tensorflow as tf
+
+    tf.keras.backend.clear_session()
+    gc.collect()

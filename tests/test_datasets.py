@@ -1,4 +1,5 @@
 import gzip
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,8 @@ from zoo.training.datasets import (
     ImageNet,
     get_dataset,
 )
-from zoo.training.evaluation import make_dataset
+from zoo.training.datasets.base import SEED
+from zoo.training.evaluation import batches, make_dataset
 
 IDX_NAMES = (
     "train-images-idx3-ubyte",
@@ -109,6 +111,26 @@ def test_fashion_mnist_preprocess(augment):
             assert set(np.unique(result)) <= set(np.unique(images)) | {0.0}
         else:
             np.testing.assert_array_equal(result, images)
+
+
+def test_training_batches_are_augmented_alike_in_every_pipeline_and_each_example_its_own_way(fashion_mnist):
+    kind = kinds.get("classification")
+
+    def first_batches(dataset, seed=0):
+        data = batches(dataset, "train", True, 64, partial(kind.pair, dataset), 1000, seed)[0]
+        return [x.numpy() for x, _ in data.take(3)]
+
+    augmented = first_batches(fashion_mnist)
+    for again, batch in zip(first_batches(configured(FashionMNIST())), augmented):  # a pipeline of its own
+        np.testing.assert_array_equal(again, batch)
+    plain = first_batches(configured(FashionMNIST(), augment=False))
+    assert all(not np.array_equal(a, p) for a, p in zip(augmented, plain))
+    assert not np.array_equal(first_batches(fashion_mnist, seed=1)[0], augmented[0])
+    # One image, seen at many places in the stream, is flipped and cropped many ways.
+    same = {"image": tf.repeat(plain[0][:1].astype("uint8"), 32, 0), "label": tf.zeros(32, tf.int64)}
+    one = tf.data.Dataset.from_tensor_slices(same).enumerate().map(
+        lambda i, example: fashion_mnist.preprocess({**example, SEED: tf.stack([tf.constant(0, tf.int64), i])}, True))
+    assert len({image.numpy().tobytes() for image in one}) > 8
 
 
 def test_a_classifiers_pairs_of_fashion_mnist(fashion_mnist):

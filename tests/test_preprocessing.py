@@ -77,6 +77,17 @@ def test_decode_and_random_crop_is_random_and_within_range():
     assert any(not np.allclose(crops[0], crop) for crop in crops[1:])
 
 
+def test_a_seeded_random_crop_is_a_function_of_its_seed():
+    image, seed = position_image(), tf.constant([3, 7], tf.int64)
+    first = random_resized_crop(image, seed=seed).numpy()
+    np.testing.assert_array_equal(random_resized_crop(image, seed=seed).numpy(), first)
+    others = [random_resized_crop(image, seed=tf.constant([3, i], tf.int64)).numpy() for i in range(4)]
+    assert any(not np.allclose(first, other) for other in others)
+    jpeg = encode_jpeg(image)
+    np.testing.assert_array_equal(decode_and_random_crop(jpeg, seed=seed).numpy(),
+                                  decode_and_random_crop(jpeg, seed=seed).numpy())
+
+
 def test_random_crops_fall_back_to_the_center_crop():
     # No crop of a 20x600 image has 8% of its area and an aspect ratio in [3/4, 4/3].
     image = position_image(20, 600)

@@ -12,6 +12,7 @@ from zookeeper.tf import Dataset
 from zoo import kinds, registry
 from zoo.io import ZooError, read_json
 from zoo.training.datasets import DATASETS, get_dataset
+from zoo.training.datasets.base import SEED
 
 
 def batches(
@@ -28,7 +29,8 @@ def batches(
     """Batched (image 0-255, target) pairs of a split, and its example count.
 
     `pairs(example, training)` makes a pair of a decoded example (`Kind.pair`).
-    Training batches are shuffled and repeat forever; others make one pass in order
+    Training batches are shuffled and repeat forever, each example with its own
+    augmentation seed (`datasets.base.example_seed`); others make one pass in order
     (over the first `limit` examples when it is given). `one_hot` encodes class ids.
     """
     data, count = getattr(dataset, split)(decoders=getattr(dataset, "decoders", None))
@@ -36,6 +38,8 @@ def batches(
         data, count = data.take(limit), min(count, limit)
     if training:
         data = data.shuffle(min(count, shuffle_buffer), seed=seed).repeat()
+        # Each example's augmentation seed: the run's seed and its place in the stream.
+        data = data.enumerate().map(lambda i, example: {**example, SEED: tf.stack([tf.cast(seed, tf.int64), i])})
     num_classes = dataset.num_classes
     data = data.map(lambda example: pairs(example, training), tf.data.AUTOTUNE)
     if one_hot:

@@ -178,6 +178,11 @@ class TrainTask:
         with strategy.scope():
             model = getattr(self, attr)
             self.check_input(model)
+        weights = stage_dir / "model.weights.h5"
+        if read_json(stage_dir / "stage.json").get("epochs") == epochs and weights.exists():
+            print(f"{stage_dir}: finished earlier ({epochs} epochs); loading its weights.")
+            load_weights(model, weights)
+            return self.in_float32(model, attr)
         train, n_train = self.data("train", training=True)
         validation, _ = self.data("validation", training=False)
         steps = self.steps_per_epoch or math.ceil(n_train / self.batch_size)
@@ -189,11 +194,6 @@ class TrainTask:
             trained.compile(optimizer=optimizer.build(steps, epochs),
                             loss=self.loss_function(model),
                             metrics=self.kind.training_metrics(self.dataset.num_classes))
-        weights = stage_dir / "model.weights.h5"
-        if read_json(stage_dir / "stage.json").get("epochs") == epochs and weights.exists():
-            print(f"{stage_dir}: finished earlier ({epochs} epochs); loading its weights.")
-            load_weights(model, weights)
-            return self.in_float32(model, attr)
         if init_weights is not None and not (stage_dir / "backup").exists():
             print(f"Initialising {model.name} from {init_weights}")
             load_weights(model, init_weights)

@@ -11,7 +11,7 @@ interpolation to `size x size`.
 """
 
 import functools
-from typing import List, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -36,15 +36,19 @@ def _center_window(height: tf.Tensor, width: tf.Tensor, size: int) -> tf.Tensor:
     return tf.stack([(height - crop + 1) // 2, (width - crop + 1) // 2, crop, crop])
 
 
-def _random_window(shape: tf.Tensor, size: int) -> tf.Tensor:
+def _random_window(shape: tf.Tensor, size: int, seed: Optional[tf.Tensor]) -> tf.Tensor:
     """A random crop window `[offset_y, offset_x, height, width]` for training.
 
     The window covers 8% to 100% of the image area with an aspect ratio between 3/4
     and 4/3. When 10 attempts fail to find one (the sampler then returns the whole
-    image), the centered evaluation window is used instead.
+    image), the centered evaluation window is used instead. `seed` (shape (2,))
+    makes it a function of the seed (stateless); None draws one at random.
     """
-    begin, box_size, _ = tf.image.sample_distorted_bounding_box(
+    if seed is None:
+        seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int64)
+    begin, box_size, _ = tf.image.stateless_sample_distorted_bounding_box(
         shape,
+        seed=seed,
         bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
         min_object_covered=0.1,
         aspect_ratio_range=(3 / 4, 4 / 3),
@@ -96,7 +100,8 @@ def center_crop(image: ArrayOrTensor, size: int = IMAGENET_SIZE) -> tf.Tensor:
     return _resize(_crop(image, _center_window(shape[-3], shape[-2], size)), size)
 
 
-def random_resized_crop(image: ArrayOrTensor, size: int = IMAGENET_SIZE) -> tf.Tensor:
+def random_resized_crop(image: ArrayOrTensor, size: int = IMAGENET_SIZE,
+                        seed: Optional[tf.Tensor] = None) -> tf.Tensor:
     """The ImageNet training crop of a decoded image (no flip).
 
     Like `decode_and_random_crop`, for an image that is already decoded.
@@ -105,12 +110,14 @@ def random_resized_crop(image: ArrayOrTensor, size: int = IMAGENET_SIZE) -> tf.T
         image: a decoded image of shape (height, width, channels), values in
             [0, 255].
         size: the side of the output image.
+        seed: a stateless seed of shape (2,), for a crop that is a function of it;
+            None (the default) crops at random.
 
     Returns:
         A float32 tensor of shape (size, size, channels), values in [0, 255].
     """
     image = tf.convert_to_tensor(image)
-    return _resize(_crop(image, _random_window(tf.shape(image), size)), size)
+    return _resize(_crop(image, _random_window(tf.shape(image), size, seed)), size)
 
 
 def decode_and_center_crop(
@@ -133,7 +140,7 @@ def decode_and_center_crop(
 
 
 def decode_and_random_crop(
-    image_bytes: tf.Tensor, size: int = IMAGENET_SIZE
+    image_bytes: tf.Tensor, size: int = IMAGENET_SIZE, seed: Optional[tf.Tensor] = None
 ) -> tf.Tensor:
     """The ImageNet training crop of a JPEG image (no flip).
 
@@ -144,11 +151,12 @@ def decode_and_random_crop(
     Arguments:
         image_bytes: a scalar string tensor holding a JPEG image.
         size: the side of the output image.
+        seed: as `random_resized_crop`'s.
 
     Returns:
         A float32 RGB tensor of shape (size, size, 3), values in [0, 255].
     """
-    window = _random_window(tf.image.extract_jpeg_shape(image_bytes), size)
+    window = _random_window(tf.image.extract_jpeg_shape(image_bytes), size, seed)
     return _resize(tf.image.decode_and_crop_jpeg(image_bytes, window, channels=3), size)
 
 

@@ -6,7 +6,7 @@ import tensorflow as tf
 from zookeeper import Field, component
 
 from zoo import preprocessing
-from zoo.training.datasets.base import flip_with_boxes
+from zoo.training.datasets.base import example_seed, flip_with_boxes
 from zoo.training.datasets.registry import register_dataset
 from zoo.training.datasets.tfds_wrappers import _DenseTFDS
 
@@ -59,5 +59,5 @@ class CocoDetection(_DenseTFDS):
         image = tf.image.pad_to_bounding_box(image - mean, 0, 0, self.image_size, self.image_size) + mean
         boxes = boxes * scale
         if training:
-            image, boxes = flip_with_boxes(image, boxes)
+            image, boxes = flip_with_boxes(image, boxes, example_seed(data))
         return tf.ensure_shape(image, self.input_shape), boxes, classes

@@ -9,6 +9,7 @@ import tensorflow_datasets as tfds
 from zookeeper import Field, component
 
 from zoo import preprocessing
+from zoo.training.datasets.base import example_seed
 from zoo.training.datasets.registry import register_dataset
 from zoo.training.datasets.tfds_wrappers import _TFDSImageDataset
 
@@ -68,18 +69,10 @@ class ImageNet(_TFDSImageDataset):
         augment = training and self.augment
         encoded = image.dtype == tf.string  # The decoders skip decoding.
         if augment:
-            crop = (
-                preprocessing.decode_and_random_crop
-                if encoded
-                else preprocessing.random_resized_crop
-            )
+            crop = preprocessing.decode_and_random_crop if encoded else preprocessing.random_resized_crop
+            crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(example_seed(data), 2))
+            image = tf.image.stateless_random_flip_left_right(crop(image, size, crop_seed), flip_seed)
         else:
-            crop = (
-                preprocessing.decode_and_center_crop
-                if encoded
-                else preprocessing.center_crop
-            )
-        image = crop(image, size)
-        if augment:
-            image = tf.image.random_flip_left_right(image)
+            crop = preprocessing.decode_and_center_crop if encoded else preprocessing.center_crop
+            image = crop(image, size)
         return tf.ensure_shape(image, self.input_shape)

@@ -32,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 from zookeeper import Field, component
 
-from zoo.training.datasets.base import flip_together, flip_with_boxes
+from zoo.training.datasets.base import example_seed, flip_together, flip_with_boxes
 from zoo.training.datasets.fashion_mnist import (
     FASHION_MNIST_CLASSES,
     FashionMNISTFiles,
@@ -293,14 +293,14 @@ class FashionMNISTScenes(FashionMNISTFiles):
         image, boxes = tf.cast(data["image"], tf.float32), tf.cast(data["boxes"], tf.float32)
         classes = tf.cast(data["labels"], tf.int32) - 1
         if training:
-            image, boxes = flip_with_boxes(image, boxes)
+            image, boxes = flip_with_boxes(image, boxes, example_seed(data))
         return image, boxes, classes
 
     def segmentation_pair(self, data: Dict[str, tf.Tensor], training: bool) -> Tuple[tf.Tensor, tf.Tensor]:
         """(image float32 0-255, mask int32) of a scene; training flips both at random."""
         image, mask = tf.cast(data["image"], tf.float32), tf.cast(data["mask"], tf.int32)
         if training:
-            return flip_together(image, mask)
+            return flip_together(image, mask, example_seed(data))
         return image, mask
 
     def _split(self, split: str) -> Tuple[tf.data.Dataset, int]:

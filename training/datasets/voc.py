@@ -23,7 +23,7 @@ import tensorflow_datasets as tfds
 from zookeeper import Field, component
 
 from zoo import preprocessing
-from zoo.training.datasets.base import IGNORE_LABEL, flip_together
+from zoo.training.datasets.base import IGNORE_LABEL, example_seed, flip_together
 from zoo.training.datasets.registry import register_dataset
 from zoo.training.datasets.tfds_wrappers import _DenseTFDS
 
@@ -134,7 +134,8 @@ class VocSegmentation(_DenseTFDS):
         image, mask = tf.cast(data["image"], tf.float32), tf.cast(data["mask"][..., 0], tf.int32)
         augment = training and self.augment
         if augment:
-            scale = tf.random.uniform((), 0.5, 2.0)
+            scale_seed, crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(example_seed(data), 3))
+            scale = tf.random.stateless_uniform((), scale_seed, 0.5, 2.0)
             size = tf.cast(tf.round(tf.cast(tf.shape(image)[:2], tf.float32) * scale), tf.int32)
             image = tf.image.resize(image, size)
             mask = tf.image.resize(mask[..., None], size, method="nearest")[..., 0]
@@ -148,11 +149,11 @@ class VocSegmentation(_DenseTFDS):
         mask = tf.pad(mask, paddings, constant_values=IGNORE_LABEL)
         both = tf.concat([image, tf.cast(mask, tf.float32)[..., None]], -1)
         if augment:
-            both = tf.image.random_crop(both, (crop, crop, 4))
+            both = tf.image.stateless_random_crop(both, (crop, crop, 4), crop_seed)
         else:
             shape = tf.shape(both)
             both = tf.image.crop_to_bounding_box(both, (shape[0] - crop) // 2, (shape[1] - crop) // 2, crop, crop)
         image, mask = both[..., :3], tf.cast(both[..., 3], tf.int32)
         if augment:
-            image, mask = flip_together(image, mask)
+            image, mask = flip_together(image, mask, flip_seed)
         return tf.ensure_shape(image, self.input_shape), tf.ensure_shape(mask, self.input_shape[:2])
