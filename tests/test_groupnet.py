@@ -81,6 +81,45 @@ def test_defaults():
         zoo.GroupNetResNet20((32, 32, 3))
 
 
+def test_shared_downsampling_is_the_official_models_count_and_tied_per_base_downsampling():
+    own, shared = (zoo.GroupNetResNet18(input_shape=SMALL_IMAGENET, aggregation="mean", shared_downsample=s)
+                   for s in (False, True))
+    trainable = [int(sum(np.prod(w.shape) for w in m.trainable_weights)) for m in (own, shared)]
+    # The official model.py (mean of the bases, no scales) builds 55,662,127 parameters:
+    # 5 x 10,993,152 block convs and BNs, one 173,824 downsampling (three binary 1x1 convs
+    # 64-128, 128-256, 256-512 and their BNs), 7 gates, the stem's 9,536, the dense 513,000.
+    assert trainable == [55_662_127 + 4 * 173_824, 55_662_127]
+    assert zoo.complexity(own).bops == zoo.complexity(shared).bops
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_a_shared_downsampling_equals_each_base_s_own_with_the_same_weights(training):
+    k, c, f = 3, 4, 8
+
+    def block(shared):
+        x = tf.keras.Input((8, 8, k * c))
+        quantizers = zoo.get_model_spec("GroupNetResNet20").factory(num_bases=k).quantizers
+        return tf.keras.Model(x, groupnet_basic_block(x, f, 2, k, "g", quantizers, shared_downsample=shared))
+
+    shared, own = block(True), block(False)
+    randomize_batch_norm(shared)
+    for layer in own.layers:
+        weights = shared.get_layer(layer.name).get_weights() if layer.weights else []
+        if layer.name.startswith("g_shortcut"):  # the shared layer's weights, once per base
+            weights = [np.concatenate([w] * k, axis=-1) for w in weights]
+        layer.set_weights(weights)
+    assert shared.get_layer("g_shortcut_conv").kernel.shape == (1, 1, c, f)
+    x = images((8, 8, k * c), n=4, seed=1) / 128 - 1
+    np.testing.assert_allclose(shared(x, training=training), own(x, training=training), rtol=1e-5, atol=1e-5)
+
+
+def test_published_checkpoints_keep_each_base_s_downsampling():
+    model = zoo.GroupNetResNet20(weights="fashion_mnist")  # its index entry predates the option
+    assert model.get_layer("stage2_block1_shortcut_conv").kernel.shape[-1] == 5 * 32
+    with pytest.raises(ValueError, match="trained with shared_downsample=False"):
+        zoo.GroupNetResNet20(weights="fashion_mnist", shared_downsample=True)
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [

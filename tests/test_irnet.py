@@ -1,4 +1,5 @@
-"""IR-Net: Libra-PB and EDE against the paper's closed forms, the schedule."""
+"""IR-Net: Libra-PB and EDE against the paper's closed forms, the schedule, and the
+architectures against the official code (github.com/htqin/IR-Net)."""
 import larq as lq
 import numpy as np
 import pytest
@@ -117,6 +118,74 @@ def test_ablation_switches_and_real_activations():
     assert real.get_layer("stage1_block1_conv1_conv").input_quantizer is None
     cost = zoo.complexity(real)
     assert cost.bops == 0 and cost.binary_params > 0
+
+
+# Trainable parameters of the official models (conv and dense weights and biases, BN's
+# gamma and beta; PyTorch's `parameters()`), worked out from their layer shapes, for
+# 3-channel input and the paper's classes.
+OFFICIAL_PARAMETERS = {
+    # CIFAR-10/ResNet20/1w1a/resnet.py and 1w32a/resnet.py: the same parameter shapes.
+    "IRNetResNet20": 269_850,
+    "IRNetResNet20W1A32": 269_850,
+    # CIFAR-10/VGG-Small: 3x3 convs 3-128-128-256-256-512-512 without bias, 6 BN, dense
+    # 8192 -> 10 with bias.
+    "IRNetVGGSmall": 4_660_106,
+    # ImageNet/ResNet18/1w1a and 1w32a/models/resnet.py build 11,692,536, of which an
+    # unused `bn3 = BatchNorm1d(1000)` (never called in forward) holds 2,000: left out.
+    "IRNetResNet18": 11_692_536 - 2_000,
+    "IRNetResNet18W1A32": 11_692_536 - 2_000,
+}
+
+
+def trainable_parameters(model) -> int:
+    return int(sum(np.prod(w.shape) for w in model.trainable_weights))
+
+
+@pytest.mark.parametrize("name", sorted(OFFICIAL_PARAMETERS))
+def test_parameters_equal_the_official_models(name):
+    spec = zoo.get_model_spec(name)
+    model = spec.build(input_shape=spec.default_input_shape[:2] + (3,))
+    assert trainable_parameters(model) == OFFICIAL_PARAMETERS[name]
+
+
+@pytest.mark.parametrize("name, shape", [("IRNetResNet20W1A32", (32, 32, 3)), ("IRNetResNet18W1A32", (64, 64, 3))])
+def test_the_1w32a_models_are_the_official_relu_basic_blocks_with_real_activations(name, shape):
+    model = getattr(zoo, name)(input_shape=shape)
+    convs = [layer for layer in model.layers if isinstance(layer, lq.layers.QuantConv2D)]
+    assert all(conv.input_quantizer is None and isinstance(conv.kernel_quantizer, LibraPBSign) for conv in convs)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    blocks = len(convs) // 2
+    assert kinds.count("Add") == blocks and "HardTanh" not in kinds  # one shortcut per two binary convs
+    small = name == "IRNetResNet20W1A32"
+    # ReLU after each block's first conv and its add; the stem's (ImageNet) or the head's (CIFAR).
+    assert kinds.count("ReLU") == 2 * blocks + 1
+    stem = model.get_layer("stem_bn")
+    assert [type(node.outbound_layer).__name__ for node in stem.outbound_nodes] == (
+        ["QuantConv2D", "Add"] if small else ["ReLU"])  # CIFAR: no nonlinearity after the stem
+    fan = model.get_layer("stage1_block1_conv1_conv").kernel_initializer.mode
+    assert fan == ("fan_in" if small else "fan_out")
+
+
+@pytest.mark.parametrize("name, t_min, fan", [
+    ("IRNetResNet20", 1e-3, "fan_in"),  # the official 1W/1A CIFAR script: T_min 1e-3
+    ("IRNetResNet20W1A32", 0.1, "fan_in"),
+    ("IRNetVGGSmall", 0.1, "fan_out"),
+    ("IRNetResNet18", 0.1, "fan_out"),
+])
+def test_each_model_follows_its_official_script_s_ede_start_and_initialisation(name, t_min, fan):
+    factory = zoo.get_model_spec(name).factory()
+    assert factory.ede_t_min == t_min and factory.ede_t_max == 10.0
+    assert factory.quantizers()["kernel_initializer"].mode == fan
+
+
+def test_no_paper_number_stands_against_another_network():
+    for spec in zoo.list_models():
+        for result in spec.reported:
+            if "1W/32A" in result.note or "1W/1A" in result.note:
+                model = spec.build(input_shape=(64, 64, 3))
+                real = {conv.input_quantizer is None for conv in model.layers
+                        if isinstance(conv, lq.layers.QuantConv2D)}
+                assert real == {"1W/32A" in result.note}, (spec.name, result)
 
 
 def run_callback(model, epochs, steps, update_every=None):

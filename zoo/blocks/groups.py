@@ -174,15 +174,24 @@ def groupnet_conv_unit(
 
 
 def groupnet_shortcut(
-    x: tf.Tensor, filters: int, strides: int, num_bases: int, name: str, quantizers: dict
+    x: tf.Tensor, filters: int, strides: int, num_bases: int, name: str, quantizers: Callable[..., dict],
+    shared: bool = False,
 ) -> tf.Tensor:
     """The residual of every base: x_k itself, or when the block changes the shape
-    Group-Net's binarized downsampling BN_ds(BinaryConv1x1_strided(sign(x_k)))
-    (layers `{name}_conv`, `{name}_bn`)."""
+    Group-Net's binarized downsampling BN_ds(BinaryConv1x1_strided(sign(x_k))) (layers
+    `{name}_conv`, `{name}_bn`): each base's own, or with `shared` one convolution and one
+    BN applied to every base's input in turn (the official code's `downsample_layer`,
+    one per stage; the BN normalizes each base by its own batch statistics in training,
+    and updates its moving statistics once per base, as PyTorch's module called K times)."""
     if strides == 1 and x.shape[-1] == num_bases * filters:
         return x
-    x = grouped_binary_conv_layer(x.shape[-1], filters, 1, strides, num_bases, name, quantizers)(x)
-    return batch_norm(f"{name}_bn")(x)
+    if not shared:
+        x = grouped_binary_conv_layer(x.shape[-1], filters, 1, strides, num_bases, name, quantizers())(x)
+        return batch_norm(f"{name}_bn")(x)
+    conv = grouped_binary_conv_layer(x.shape[-1] // num_bases, filters, 1, strides, 1, name, quantizers(groups=1))
+    bn = batch_norm(f"{name}_bn")
+    outputs = [bn(conv(base)) for base in _split_bases(x, num_bases)]
+    return tf.keras.layers.Concatenate(name=f"{name}_bases")(outputs) if num_bases > 1 else outputs[0]
 
 
 def groupnet_basic_block(
@@ -191,8 +200,9 @@ def groupnet_basic_block(
     strides: int,
     num_bases: int,
     name: str,
-    quantizers: Callable[[], dict],
+    quantizers: Callable[..., dict],
     dilations: Optional[Sequence[int]] = None,
+    shared_downsample: bool = False,
 ) -> tf.Tensor:
     """One Group-Net "group": a ResNet basic block rebuilt from K binary bases.
 
@@ -208,14 +218,16 @@ def groupnet_basic_block(
         strides: stride of the first convolution (and of the downsampling).
         num_bases: K.
         name: prefix of the layer names (`{name}_conv1_conv`, `{name}_shortcut_bn`, ...).
-        quantizers: a function returning fresh QuantConv2D quantizer arguments.
+        quantizers: a function returning fresh QuantConv2D quantizer arguments (for
+            `groups=1` convolutions when called with `groups=1`).
         dilations: an optional dilation rate per base for both 3x3 convolutions
             (Binary Parallel Atrous Convolution, in a stride-1 block).
+        shared_downsample: one downsampling for all bases (`groupnet_shortcut`).
 
     Returns:
         The K bases' outputs y_k as branch streams, (batch, H', W', num_bases * filters).
     """
-    shortcut = groupnet_shortcut(x, filters, strides, num_bases, f"{name}_shortcut", quantizers())
+    shortcut = groupnet_shortcut(x, filters, strides, num_bases, f"{name}_shortcut", quantizers, shared_downsample)
     u = groupnet_conv_unit(x, filters, 3, strides, num_bases, f"{name}_conv1", quantizers(), dilations)
     u = tf.keras.layers.Add(name=f"{name}_conv1_add")([u, shortcut])
     y = groupnet_conv_unit(u, filters, 3, 1, num_bases, f"{name}_conv2", quantizers(), dilations)
@@ -228,9 +240,10 @@ def groupnet_bottleneck_block(
     strides: int,
     num_bases: int,
     name: str,
-    quantizers: Callable[[], dict],
+    quantizers: Callable[..., dict],
     expansion: int = 4,
     dilations: Optional[Sequence[int]] = None,
+    shared_downsample: bool = False,
 ) -> tf.Tensor:
     """A ResNet bottleneck rebuilt from K binary bases (for Group-Net ResNet-50).
 
@@ -253,12 +266,13 @@ def groupnet_bottleneck_block(
         quantizers: a function returning fresh QuantConv2D quantizer arguments.
         expansion: ratio of output to bottleneck width.
         dilations: an optional dilation rate per base for the 3x3 convolution.
+        shared_downsample: one downsampling for all bases (`groupnet_shortcut`).
 
     Returns:
         The K bases' outputs as branch streams, (batch, H', W', num_bases * filters).
     """
     mid = filters // expansion
-    shortcut = groupnet_shortcut(x, filters, strides, num_bases, f"{name}_shortcut", quantizers())
+    shortcut = groupnet_shortcut(x, filters, strides, num_bases, f"{name}_shortcut", quantizers, shared_downsample)
     x = groupnet_conv_unit(x, mid, 1, 1, num_bases, f"{name}_conv1", quantizers())
     x = groupnet_conv_unit(x, mid, 3, strides, num_bases, f"{name}_conv2", quantizers(), dilations)
     x = groupnet_conv_unit(x, filters, 1, 1, num_bases, f"{name}_conv3", quantizers())

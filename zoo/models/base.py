@@ -10,7 +10,7 @@ Input resolution, in order: an explicit `input_shape` / `input_tensor`, the publ
 checkpoint's shape (`weights=<tag>`), the training task's dataset, the model's default.
 Models take images as stored (0-255) and normalize inside (`include_preprocessing`).
 """
-from typing import Any, ClassVar, Optional, Sequence, Tuple
+from typing import Any, ClassVar, Dict, Optional, Sequence, Tuple
 
 import tensorflow as tf
 from zookeeper import ComponentField, Field
@@ -35,9 +35,9 @@ def normalization(channels: int) -> tf.keras.layers.Layer:
     )
 
 
-def classifier(x: tf.Tensor, num_classes: int) -> tf.Tensor:
+def classifier(x: tf.Tensor, num_classes: int, kernel_initializer="glorot_uniform") -> tf.Tensor:
     """A full-precision dense layer and softmax (in float32 under mixed precision)."""
-    x = tf.keras.layers.Dense(num_classes, name="logits")(x)
+    x = tf.keras.layers.Dense(num_classes, kernel_initializer=kernel_initializer, name="logits")(x)
     return tf.keras.layers.Activation("softmax", dtype="float32", name="predictions")(x)
 
 
@@ -133,6 +133,9 @@ class ModelFactory:
     # Fields that make a variant of the architecture (e.g. Group-Net's num_bases). A
     # checkpoint records them, and loading it builds the variant it was trained as.
     variant_fields: ClassVar[Tuple[str, ...]] = ()
+    # Variant fields added after checkpoints were published, with the value those
+    # checkpoints were trained with (their index entries do not name it).
+    variant_fields_added: ClassVar[Dict[str, object]] = {}
 
     def variant(self) -> dict:
         return {name: getattr(self, name) for name in self.variant_fields}
@@ -167,7 +170,8 @@ class ModelFactory:
         path, entry, shape, num_classes = self._resolved()
         if entry is not None:
             mine = self.variant()
-            different = {k: v for k, v in options_from_json(entry.options).items() if mine.get(k, v) != v}
+            options = {**self.variant_fields_added, **options_from_json(entry.options)}
+            different = {k: v for k, v in options.items() if mine.get(k, v) != v}
             contradicted = {k: v for k, v in different.items() if k in explicit}
             if contradicted:
                 given = ", ".join(f"{k}={mine[k]!r}" for k in contradicted)

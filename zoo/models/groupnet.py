@@ -42,8 +42,10 @@ The real-valued stage 1 of the recipe is the same network with
 `input_quantizer="tanh", kernel_quantizer=None` (same weights, so stage 2 loads it).
 
 Where the fact sheet and the official code differ, this module follows the sheet:
-- the binarized downsampling has its own weights in every base (the official code
-  builds one `downsample_layer` per stage and applies it, shared, to every base);
+- the binarized downsampling has its own weights in every base; `shared_downsample=True`
+  builds the official code's instead, one `downsample_layer` per stage (binary 1x1 conv
+  and BN) applied to every base's input in turn (`model.py`, `_make_layer`): K - 1
+  fewer downsampling convolutions and BNs per stage, the same BOPs;
 - the stem conv has no bias (the official conv has one, but max-pool and BN follow,
   so it only shifts BN's input and changes nothing).
 
@@ -106,13 +108,19 @@ class GroupNetFactory(ModelFactory):
     num_bases: int = Field(5)
     aggregation: str = Field("scales")
     soft_gates: bool = Field(True)
-    variant_fields = ("num_bases", "aggregation", "soft_gates", "input_quantizer", "kernel_quantizer")
-    constructor_fields = ("num_bases", "aggregation", "soft_gates")
+    shared_downsample: bool = Field(False)
+    variant_fields = ("num_bases", "aggregation", "soft_gates", "input_quantizer", "kernel_quantizer",
+                      "shared_downsample")
+    # Checkpoints published before the option existed were trained without it.
+    variant_fields_added = {"shared_downsample": False}
+    constructor_fields = ("num_bases", "aggregation", "soft_gates", "shared_downsample")
     constructor_doc = """
     `num_bases` is K, the binary bases per block; `aggregation` is "scales" (a
     learnable lambda per base, the conference version) or "mean" (the journal
     version), anything else raises a ValueError; `soft_gates` adds the learnable
-    gate between consecutive blocks.
+    gate between consecutive blocks; `shared_downsample=True` gives each stage one
+    binarized downsampling that all bases share (the official code's), False each base
+    its own (the fact sheet's, and the published checkpoints').
 """
     # Stage 1 of the recipe: input_quantizer="tanh", kernel_quantizer=None.
     input_quantizer: Optional[str] = Field("approx_sign")
@@ -177,15 +185,16 @@ class GroupNetFactory(ModelFactory):
             layout[i] = (1, r)
         return layout
 
-    def quantizers(self) -> dict:
-        """Fresh QuantConv2D quantizer arguments for one fused convolution.
+    def quantizers(self, groups: Optional[int] = None) -> dict:
+        """Fresh QuantConv2D quantizer arguments for one fused convolution of `groups`
+        groups (default K, the bases).
 
         Group-Net's weight scale is one per base, so in a fused convolution it is one
         per group: `"groupnet_weight_sign"` becomes `GroupNetWeightSign(groups=K)`.
         """
         kernel = self.kernel_quantizer
         if isinstance(lq.quantizers.get(kernel), GroupNetWeightSign):
-            kernel = GroupNetWeightSign(groups=self.num_bases)
+            kernel = GroupNetWeightSign(groups=groups or self.num_bases)
         return dict(input_quantizer=self.input_quantizer, kernel_quantizer=kernel, kernel_constraint=None)
 
     def scale_initializer(self) -> tf.keras.initializers.Initializer:
@@ -203,7 +212,8 @@ class GroupNetFactory(ModelFactory):
 
     def block(self, x: tf.Tensor, filters: int, strides: int, name: str, dilations=None) -> tf.Tensor:
         """One K-base group on branch streams; returns the bases' outputs."""
-        return groupnet_basic_block(x, filters, strides, self.num_bases, name, self.quantizers, dilations)
+        return groupnet_basic_block(x, filters, strides, self.num_bases, name, self.quantizers, dilations,
+                                    self.shared_downsample)
 
     def features(self, x: tf.Tensor) -> tf.Tensor:
         """Stem, then the groups; returns the last block's aggregate Y."""
@@ -266,7 +276,8 @@ class GroupNetBottleneckFactory(GroupNetFactory):
 
     def block(self, x: tf.Tensor, filters: int, strides: int, name: str, dilations=None) -> tf.Tensor:
         return groupnet_bottleneck_block(
-            x, filters, strides, self.num_bases, name, self.quantizers, self.expansion, dilations
+            x, filters, strides, self.num_bases, name, self.quantizers, self.expansion, dilations,
+            self.shared_downsample,
         )
 
 
