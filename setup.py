@@ -23,13 +23,13 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.11,<3.14",
-    packages=["zoo", "zoo.blocks", "zoo.models", "zoo.training", "zoo.training.datasets", "zoo.training.recipes",
-              "zoo.checkpoints"],
+    packages=["zoo", "zoo.blocks", "zoo.corruptions", "zoo.models", "zoo.training", "zoo.training.datasets",
+              "zoo.training.recipes", "zoo.checkpoints"],
     # The user's layout keeps training code and published weights at the top level of
     # the repository; they are installed inside the `zoo` package, never as top-level
     # `training` or `weights` modules.
     package_dir={"zoo.training": "training", "zoo.checkpoints": "weights"},
-    package_data={"zoo.checkpoints": ["index.json", "*.h5", "*.csv"]},
+    package_data={"zoo.checkpoints": ["index.json", "*.h5", "*.csv"], "zoo": ["data/frost/*"]},
     install_requires=[
         *(f"{requirement}; {marker}" for requirement, marker in WITHOUT_NO_DEPS.items()),
         "typeguard>=3.0",  # zookeeper's

@@ -254,12 +254,26 @@ def cost_section(spec) -> str:
         f"## Cost at {shape(spec.default_input_shape)}, {spec.default_num_classes} classes",
         "",
         totals,
+        downsampling_note(spec),
         f"`zoo summary {spec.name}` prints the same table; `zoo.complexity(model)` returns it.",
         "",
         '??? note "Per layer"',
         "",
         "    " + layers.replace("\n", "\n    "),
     ])
+
+
+def downsampling_note(spec) -> str:
+    """Group-Net's two downsampling structures, both counted, and the checkpoints' one."""
+    if "shared_downsample" not in defaults(spec):
+        return ""
+    own, shared = cost(spec.name), zoo.complexity(spec.build(shared_downsample=True))
+    used = sorted({e.options.get("shared_downsample", False) for e in published(spec.name)})
+    checkpoints = {(): "", (False,): " The published checkpoints use their own per base.",
+                   (True,): " The published checkpoints use the shared one."}.get(tuple(used), "")
+    return (f"\nDownsampling: each base its own binary 1x1 convolution and BN (the default): "
+            f"{own.params:,} parameters; one per stage shared by all bases (`shared_downsample=True`, "
+            f"the official code's): {shared.params:,}; the same BOPs ({sci(shared.bops)}).{checkpoints}\n")
 
 
 def checkpoints_section(spec) -> str:
@@ -299,6 +313,35 @@ def checkpoints_section(spec) -> str:
     return "\n".join(parts)
 
 
+def robustness_section(spec) -> str:
+    """The robustness track's result for the model's checkpoints (benchmarks/robustness.py)."""
+    path = BENCHMARKS / "results" / "robustness.json"
+    tags = [e.tag for e in published(spec.name)]
+    if not tags:
+        return ""
+    if not path.exists():
+        return "## Robustness\n\nNot measured yet: run `.venv/bin/python benchmarks/robustness.py`.\n"
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))
+    script, result = importlib.import_module("robustness"), json.loads(path.read_text(encoding="utf-8"))
+    parts = ["## Robustness", "",
+             "Scores on the test split under the corruptions of `zoo.corruptions` (ImageNet-C's, with "
+             "CIFAR-10-C's strengths) at severities 1 to 5, against the float twin; see "
+             "[Benchmarks](../benchmarks.md#robustness). `zoo robustness "
+             f"{spec.name} --weights TAG` measures it.", ""]
+    for row in result["rows"]:
+        if row["model"] != spec.name or row["tag"] not in tags:
+            continue
+        label = f"{spec.name}:{row['tag']}"
+        ratio = row["relative_robustness"]
+        parts += [f"### `{row['tag']}`", "",
+                  f"Relative robustness {ratio:.3f} against {row['twin']} (below 1: it loses less than "
+                  "its float twin)." if ratio is not None else "No float twin published: no relative robustness.",
+                  "", script.model_table(result, label), "",
+                  svg(script.severity_figure(result, [label, *filter(None, [row["twin"]])], pyplot())), ""]
+    return "\n".join(parts)
+
+
 def paper_section(spec) -> str:
     p = spec.paper
     rows = [[r.dataset, r.value, r.note or "-", r.source,
@@ -330,6 +373,7 @@ def model_page(spec) -> str:
         f"#zoo.{spec.name}).", "",
         cost_section(spec), "",
         checkpoints_section(spec),
+        robustness_section(spec),
         paper_section(spec),
     ])
 

@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Bottom up; a module may import its own layer and those below. Prefixes: a package
 # holds its modules.
 LAYERS = (
-    ("foundation", ("zoo.stack", "zoo.io", "zoo.preprocessing", "zoo.metrics", "zoo.weights")),
+    ("foundation", ("zoo.stack", "zoo.io", "zoo.preprocessing", "zoo.corruptions", "zoo.metrics", "zoo.weights")),
     ("quantizers", ("zoo.fused", "zoo.quantizers")),
     ("blocks", ("zoo.blocks",)),
     ("model families", ("zoo.models",)),

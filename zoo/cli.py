@@ -7,6 +7,7 @@
     zoo weights list                       the published checkpoints (the weights index)
     zoo weights publish RUN_DIR [--tag T]  add a finished run to the index
     zoo weights evaluate [MODEL ...]       re-measure every published checkpoint
+    zoo robustness MODEL --weights W       scores under image corruptions, against the float twin
     zoo TrainBiRealNet20 dataset=FashionMNIST epochs=30 batch_size=128
 
 A user's mistake (`zoo.io.ZooError`: an unknown model, a bad shape or file, missing
@@ -169,6 +170,55 @@ def weights_evaluate_command(models, limit: Optional[int]) -> None:
         raise click.ClickException(f"{changed} published checkpoint(s) no longer score what the index says.")
 
 
+def robustness_command(model: str, weights: str, twin: Optional[str], names, severities, seed: int,
+                       limit: Optional[int], out: Optional[str]) -> None:
+    """MODEL's score per corruption and severity, its mean, and its relative robustness."""
+    import json
+
+    from zoo import corruptions
+    from zoo.io import ZooError, atomic_write_bytes
+    from zoo.training import robustness
+
+    names = tuple(names.split(",")) if names else corruptions.COMMON
+    try:
+        severities = tuple(int(s) for s in severities.split(",")) if severities else corruptions.SEVERITIES
+    except ValueError:
+        raise ZooError(f"--severities {severities} is not a comma-separated list of integers 0 to 5.") from None
+    robustness.check(names, severities)
+    twin = twin or (robustness.twin_of(model) and f"{robustness.twin_of(model)}:{weights}")
+    built, kind, dataset = robustness.published(model, weights)
+    models = [built]
+    if twin:
+        twin_model, twin_tag = twin.partition(":")[::2]
+        twin_built, twin_kind, twin_dataset = robustness.published(twin_model, twin_tag)
+        if twin_kind is not kind or type(twin_dataset) is not type(dataset):
+            raise ZooError(f"--twin {twin} is a {twin_kind.name} model of {type(twin_dataset).__name__}; "
+                           f"{model} is a {kind.name} model of {type(dataset).__name__}.")
+        models.append(twin_built)
+    results = robustness.measure(models, kind, dataset, names, severities, seed, limit,
+                                 progress=lambda n, s: click.echo(f"  {n} {s}", err=True))
+    labels = [f"{model}:{weights}", *([twin] if twin else [])]
+    click.echo(f"{kind.headline.name} (%) on {type(dataset).__name__} test ({results[0].examples:,} images), "
+               f"seed {seed}")
+    head = f"{'corruption':<18}" + "".join(f"{s:>7}" for s in severities) + f"{'mean':>8}"
+    for label, result in zip(labels, results):
+        click.echo(f"\n{label}\n{head}\n" + "-" * len(head))
+        for name, row in result.scores.items():
+            click.echo(f"{name:<18}" + "".join(f"{100 * v:>7.2f}" for v in row) + f"{100 * sum(row) / len(row):>8.2f}")
+        click.echo(f"clean {100 * result.clean:.2f}, mean corrupted {100 * result.mean:.2f}")
+    record = {label: result.as_json() for label, result in zip(labels, results)}
+    if twin:
+        ratio = results[0].relative_to(results[1])
+        record["relative_robustness"] = ratio
+        click.echo(f"\nrelative robustness {ratio:.3f} (drop {100 * (results[0].clean - results[0].mean):.2f} "
+                   f"vs the twin's {100 * (results[1].clean - results[1].mean):.2f}; below 1: more robust)")
+    else:
+        click.echo(f"\n{model} has no registered full-precision twin: pass --twin MODEL:TAG for the relative "
+                   "robustness.")
+    if out:
+        atomic_write_bytes(out, (json.dumps(record, indent=1) + "\n").encode("utf-8"))
+
+
 def build_cli() -> click.Group:
     """zookeeper's CLI group with every task registered, plus the zoo's commands."""
     from zookeeper import cli
@@ -220,6 +270,20 @@ def build_cli() -> click.Group:
     def _export(model, weights, out, format_, precision, input_shape, num_classes, num_images, threads):
         """Convert MODEL (Larq Compute Engine or OpenVINO) and check the file against Keras."""
         export_command(model, weights, out, _shape(input_shape), num_classes, num_images, threads, format_, precision)
+
+    @cli.command("robustness")
+    @click.argument("model")
+    @click.option("--weights", required=True, help="A published tag (zoo weights list).")
+    @click.option("--twin", default=None, help="MODEL:TAG of the float twin (default: the registered twin's, "
+                  "same tag).")
+    @click.option("--corruptions", "names", default=None, help="Comma-separated (default: the 15 common ones).")
+    @click.option("--severities", default=None, help="Comma-separated, 0 (none) to 5 (default: 1 to 5).")
+    @click.option("--seed", default=0, type=int, show_default=True)
+    @click.option("--limit", default=None, type=int, help="Only the first N test images.")
+    @click.option("--json", "out", default=None, help="Also write the scores to this JSON file.")
+    def _robustness(model, weights, twin, names, severities, seed, limit, out):
+        """MODEL's score under image corruptions (ImageNet-C's, CIFAR-10-C's strengths)."""
+        robustness_command(model, weights, twin, names, severities, seed, limit, out)
 
     @cli.group("weights")
     def _weights():

@@ -40,6 +40,7 @@ class ModelSpec:
         reported: published results (`Reported`).
         description: a one-line description (the constructor docstring's first line).
         recipe: the name of its training recipe; None: its kind's default.
+        twin: the name of its full-precision twin (`Variant.twin`), or None.
     """
 
     name: str
@@ -54,6 +55,7 @@ class ModelSpec:
     reported: Tuple[Reported, ...] = ()
     description: str = ""
     recipe: Optional[str] = None
+    twin: Optional[str] = None
 
     @property
     def weights(self) -> List[str]:
@@ -93,7 +95,7 @@ def register_family(family: Family) -> List[ModelSpec]:
             paper=family.paper, default_input_shape=variant.inputs.shape,
             default_num_classes=variant.inputs.num_classes, task=task_name(variant.name),
             kind=kinds.get(variant.inputs.kind), reported=tuple(variant.reported),
-            description=variant.description, recipe=variant.recipe,
+            description=variant.description, recipe=variant.recipe, twin=variant.twin,
         )
         _REGISTRY[spec.name] = spec
         specs.append(spec)

@@ -168,7 +168,7 @@ FAMILY = Family("Bi-Real Net", PAPER, (
             reported=(Reported("ImageNet", 62.6, 83.9),), recipe="bireal_imagenet"),
     Variant("BiRealNet20", SmallBiRealNetFactory, SMALL,
             "Bi-Real Net in the ResNet-20 layout (16/32/64 channels) for 28x28 or 32x32 images.",
-            recipe="bireal_small"),
+            recipe="bireal_small", twin="BiRealNet20FP"),
     Variant("BiRealNet20FP", SmallBiRealNetFactory, SMALL,
             "Full-precision twin of BiRealNet20 (clip for sign, real weights): the baseline.",
             fields=REAL_VALUED, recipe="bireal_small"),

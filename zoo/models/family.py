@@ -89,6 +89,8 @@ class Variant:
         reported: published results.
         recipe: the name of its training recipe (`zoo.training.recipes`); None: the
             default recipe of its kind.
+        twin: the name of its full-precision twin (the same network in float), which
+            the robustness track compares it with (`zoo.training.robustness`).
     """
 
     name: str
@@ -98,6 +100,7 @@ class Variant:
     fields: Mapping[str, object] = field(default_factory=dict)
     reported: Tuple[Reported, ...] = ()
     recipe: Optional[str] = None
+    twin: Optional[str] = None
 
 
 @dataclass(frozen=True)
