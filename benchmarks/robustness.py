@@ -26,7 +26,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    from zoo import corruptions, registry
+    from zoo import corruptions
     from zoo import weights as weights_index
     from zoo.training import robustness
 
@@ -37,7 +37,7 @@ def main() -> int:
     by_dataset = defaultdict(list)  # the checkpoints of a dataset, with their twins
     twins = {}
     for model, tag in chosen:
-        twin = registry.get(model).twin
+        twin = robustness.twin_of(model)
         twins[(model, tag)] = (twin, tag) if (twin, tag) in published else None
         for key in filter(None, [(model, tag), twins[(model, tag)]]):
             built, kind, dataset = robustness.published(*key)
@@ -55,9 +55,8 @@ def main() -> int:
     rows = []
     for model, tag in chosen:
         twin = twins[(model, tag)] and ":".join(twins[(model, tag)])
-        mine = robustness.Robustness(**{k: v for k, v in scores[f"{model}:{tag}"].items() if k != "mean"})
-        ratio = mine.relative_to(robustness.Robustness(
-            **{k: v for k, v in scores[twin].items() if k != "mean"})) if twin else None
+        mine = robustness.Robustness.from_json(scores[f"{model}:{tag}"])
+        ratio = mine.relative_to(robustness.Robustness.from_json(scores[twin])) if twin else None
         rows.append(dict(model=model, tag=tag, twin=twin, relative_robustness=ratio))
     result = dict(rows=rows, scores=scores, seed=args.seed, limit=args.limit, corruptions=list(names))
     print(render(result))

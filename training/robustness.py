@@ -79,6 +79,12 @@ class Robustness:
             return float("nan")
         return (self.clean - self.mean) / drop
 
+    @classmethod
+    def from_json(cls, record: dict) -> "Robustness":
+        """The inverse of `as_json` (its `mean` is derived, not read)."""
+        return cls(record["metric"], record["clean"], tuple(record["severities"]),
+                   {k: tuple(v) for k, v in record["scores"].items()}, record["examples"])
+
     def as_json(self) -> dict:
         return {"metric": self.metric, "clean": self.clean, "mean": self.mean, "examples": self.examples,
                 "severities": list(self.severities), "scores": {k: list(v) for k, v in self.scores.items()}}

@@ -185,7 +185,8 @@ def robustness_command(model: str, weights: str, twin: Optional[str], names, sev
     except ValueError:
         raise ZooError(f"--severities {severities} is not a comma-separated list of integers 0 to 5.") from None
     robustness.check(names, severities)
-    twin = twin or (robustness.twin_of(model) and f"{robustness.twin_of(model)}:{weights}")
+    registered = robustness.twin_of(model)
+    twin = twin or (registered and f"{registered}:{weights}")
     built, kind, dataset = robustness.published(model, weights)
     models = [built]
     if twin:

@@ -36,6 +36,11 @@ def _center_window(height: tf.Tensor, width: tf.Tensor, size: int) -> tf.Tensor:
     return tf.stack([(height - crop + 1) // 2, (width - crop + 1) // 2, crop, crop])
 
 
+def random_seed() -> tf.Tensor:
+    """A stateless random op's seed (shape (2,)) drawn at random: for a caller without one."""
+    return tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int64)
+
+
 def _random_window(shape: tf.Tensor, size: int, seed: Optional[tf.Tensor]) -> tf.Tensor:
     """A random crop window `[offset_y, offset_x, height, width]` for training.
 
@@ -44,11 +49,9 @@ def _random_window(shape: tf.Tensor, size: int, seed: Optional[tf.Tensor]) -> tf
     image), the centered evaluation window is used instead. `seed` (shape (2,))
     makes it a function of the seed (stateless); None draws one at random.
     """
-    if seed is None:
-        seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int64)
     begin, box_size, _ = tf.image.stateless_sample_distorted_bounding_box(
         shape,
-        seed=seed,
+        seed=random_seed() if seed is None else seed,
         bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
         min_object_covered=0.1,
         aspect_ratio_range=(3 / 4, 4 / 3),

@@ -9,6 +9,7 @@ import tensorflow_datasets as tfds
 from zookeeper import Field
 from zookeeper.tf import Dataset
 
+from zoo import preprocessing
 from zoo.io import ZooError
 from zoo.kinds import IGNORE_LABEL  # noqa: F401  (the masks' label that counts nowhere)
 
@@ -35,9 +36,7 @@ def example_seed(data: Dict[str, tf.Tensor]) -> tf.Tensor:
     example without a seed (a dataset used by hand) gets a random one.
     """
     seed = data.get(SEED)
-    if seed is None:
-        seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int64)
-    return seed
+    return preprocessing.random_seed() if seed is None else seed
 
 
 def random_pad_crop_flip(
