@@ -75,7 +75,7 @@ def checkpoint_rows(args) -> list:
             rows.append(row)
             print(f"{entry.model} {entry.tag} {format}: agreement {row['top1_agreement']:.4%}, "
                   f"max diff {row['max_abs_diff']:.3g}", flush=True)
-        tf.keras.backend.clear_session()
+        zoo.fused.clear_session()
     return rows
 
 

@@ -117,7 +117,7 @@ def model_rows(names, args) -> list:
                             if runtime.startswith(OV_BINARY) and runtime.endswith(" 1 thread") else {})})
         times = (f"{r['runtime']} {r['ms']:.1f} ms" for r in rows if r["model"] == name)
         print(f"{name}: " + ", ".join(times), flush=True)
-        tf.keras.backend.clear_session()
+        zoo.fused.clear_session()
     return rows
 
 

@@ -1,7 +1,7 @@
 """The robustness track for every published checkpoint (BiBench's corruption track).
 
 Each checkpoint of the weights index (with its top), and its registered full-precision
-twin's checkpoint of the same tag where one is published, is scored on its dataset's
+twin's checkpoint on the same dataset where one is published, is scored on its dataset's
 test split under every corruption of `zoo.corruptions` at severities 1 to 5
 (`zoo.training.robustness`): each corrupted split is computed once and scored by every
 model of its dataset. Prints one table (clean and mean corrupted score, relative
@@ -37,8 +37,8 @@ def main() -> int:
     by_dataset = defaultdict(list)  # the checkpoints of a dataset, with their twins
     twins = {}
     for model, tag in chosen:
-        twin = robustness.twin_of(model)
-        twins[(model, tag)] = (twin, tag) if (twin, tag) in published else None
+        twin = robustness.twin_checkpoint(model, tag)
+        twins[(model, tag)] = twin and tuple(twin.split(":"))
         for key in filter(None, [(model, tag), twins[(model, tag)]]):
             built, kind, dataset = robustness.published(*key)
             group = by_dataset[(type(dataset).__name__, kind.name)]

@@ -6,12 +6,15 @@ same dataset, epochs, batch size and seed; the runs are done with the `zoo` comm
 table is read from their metrics.json and written to benchmarks/results/<suite>.json.
 
     .venv/bin/python benchmarks/train_table.py irnet_ablation --epochs 5
+    .venv/bin/python benchmarks/train_table.py irnet_ede_start --epochs 5
     .venv/bin/python benchmarks/train_table.py groupnet_bases --epochs 2
     .venv/bin/python benchmarks/train_table.py groupnet_dense --dataset FashionMNISTScenes \
         --epochs 4 --batch-size 32
 
 Suites:
     irnet_ablation   IRNetResNet20 with and without Libra-PB and EDE (IR-Net, Table 1 style)
+    irnet_ede_start  IRNetResNet20 with EDE starting at T_min = 1e-3 (the official 1W/1A
+                     CIFAR script's, the zoo's default) and at 0.1 (its 1W/32A script's)
     groupnet_bases   GroupNetResNet20 with K = 1, 3, 5 bases (one stage) against
                      BiRealNet20 and IRNetResNet20
     groupnet_dense   Group-Net FCN, DeepLab and FCOS (K=1, backbone from the K=1
@@ -37,6 +40,10 @@ SUITES = {  # suite -> [(label, run folder, task, overrides)]
         ("Libra-PB, STE", "libra_pb-ste", "TrainIRNetResNet20", ["model.libra_pb=True", "model.ede=False"]),
         ("sign weights, EDE", "sign-ede", "TrainIRNetResNet20", ["model.libra_pb=False", "model.ede=True"]),
         ("sign weights, STE (baseline)", "sign-ste", "TrainIRNetResNet20", ["model.libra_pb=False", "model.ede=False"]),
+    ],
+    "irnet_ede_start": [  # issue 21: the official 1W/1A CIFAR script starts EDE at T_min = 1e-3
+        (f"IR-Net, EDE from T_min = {t}", f"tmin-{t}", "TrainIRNetResNet20", [f"model.ede_t_min={t}"])
+        for t in ("0.001", "0.1")
     ],
     "groupnet_bases": [
         ("Group-Net K=1", "groupnet-k1", "TrainGroupNetResNet20", ["num_bases=1", "pretrain_epochs=0"]),

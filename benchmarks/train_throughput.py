@@ -88,6 +88,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--only", default="", help="only the comparisons whose name contains this text")
     args = parser.parse_args()
+    from zoo import fused
     if min(args.imagenet_batch, args.small_batch, args.steps, args.rounds) < 1 or args.warmup < 0:
         parser.error("batches, --steps and --rounds must be >= 1, --warmup >= 0")
 
@@ -113,7 +114,7 @@ def main() -> int:
                 "ratio": median(times[reference]) / seconds,
             })
         groups.append(group)
-        tf.keras.backend.clear_session()
+        fused.clear_session()
 
     bireal = next((r for r in rows if r["model"] == "binary-zoo BiRealNet18"), None)
     faster = max((r["ratio"] for r in rows if r["group"] == "BiRealNet20 levers"), default=None)

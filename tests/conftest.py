@@ -19,10 +19,11 @@ from zoo import stack  # noqa: E402,F401
 
 @pytest.fixture(autouse=True, scope="module")
 def _release_each_files_graphs():
-    """Each test file's Keras graphs and converters freed when the file is done: an xdist
-    worker runs many files, and their models added up to most of the machine's memory."""
+    """Each test file's models freed when the file is done (`zoo.fused.clear_session`):
+    an xdist worker runs many files, and their models added up to more than the machine's
+    memory."""
     yield
-    import tensorflow as tf
+    from zoo import fused
 
-    tf.keras.backend.clear_session()
+    fused.clear_session()
     gc.collect()

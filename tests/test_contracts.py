@@ -6,6 +6,7 @@ Engine's,
 and its constructor's defaults are its factory's. Its published checkpoints are checked
 in tests/test_weights.py, its docs page in tests/test_docs.py; both iterate the
 registry and the index too."""
+import gc
 import inspect
 import json
 
@@ -16,7 +17,7 @@ import tensorflow as tf
 from helpers import randomize_batch_norm
 
 import zoo
-from zoo import tflite
+from zoo import fused, tflite
 from zoo.complexity import binary_layers
 from zoo.models.family import field_default
 
@@ -51,8 +52,11 @@ def spec(request):
 
 @pytest.fixture(scope="module")
 def model(spec):
-    """The model at a small input, exportable (`Kind.export_arguments`), BN randomized."""
-    tf.keras.backend.clear_session()
+    """The model at a small input, exportable (`Kind.export_arguments`), BN randomized;
+    the models of the contracts before it freed (every model of the registry, ImageNet's
+    among them, in one process)."""
+    fused.clear_session()
+    gc.collect()
     tf.keras.utils.set_random_seed(0)
     built = spec.build(input_shape=small_shape(spec), **spec.kind.export_arguments)
     randomize_batch_norm(built)

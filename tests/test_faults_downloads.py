@@ -194,9 +194,11 @@ def test_a_slow_dribble_times_out_rather_than_hangs(server, cache):
 
 def test_ctrl_c_during_a_download_leaves_no_part_file(server, cache):
     _, base = server
-    import _thread
+    import signal
 
-    timer = threading.Timer(0.5, _thread.interrupt_main)  # Ctrl-C while bytes dribble in
+    # Ctrl-C while bytes dribble in: a real SIGINT to the main thread, which interrupts its
+    # blocking read (`_thread.interrupt_main` sets a flag only, seen when the read returns).
+    timer = threading.Timer(0.5, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT))
     timer.start()
     try:
         with pytest.raises(KeyboardInterrupt):

@@ -150,3 +150,24 @@ def test_a_model_with_fused_quantizers_reloads_from_a_whole_model_file(tmp_path)
     assert type(_binary_conv(clone).kernel_quantizer) is fused.FusedMagnitudeAwareSign
     x = np.random.default_rng(0).normal(size=(2, 28, 28, 1)).astype("float32")
     np.testing.assert_array_equal(clone(x), model(x))
+
+
+def test_clear_session_frees_the_graphs_of_dropped_models():
+    """Each traced sign registers its gradient globally, holding its graph (and the
+    model's weights): Keras' clear_session alone leaves them alive, zoo's frees them."""
+    import gc
+
+    def graphs():
+        return sum(type(o).__name__ == "FuncGraph" for o in gc.get_objects())
+
+    fused.clear_session()
+    gc.collect()
+    before = graphs()
+    model = zoo.BiRealNet20(input_shape=(28, 28, 1))
+    del model
+    tf.keras.backend.clear_session()
+    gc.collect()
+    assert graphs() > before + 10  # Keras' own clear_session: the model's graphs remain
+    fused.clear_session()
+    gc.collect()
+    assert graphs() <= before + 1

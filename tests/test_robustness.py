@@ -71,3 +71,11 @@ def test_a_bad_request_is_one_line(args, says, capsys):
     assert main(base + args) == 2
     err = capsys.readouterr().err
     assert says in err and err.count("\n") == 1
+
+
+def test_the_twin_is_the_registered_float_networks_checkpoint_on_the_same_dataset():
+    assert robustness.twin_checkpoint("BiRealNet20", "fashion_mnist") == "BiRealNet20FP:fashion_mnist"
+    # another tag of the binary model: the float network's checkpoint on its dataset
+    assert robustness.twin_checkpoint("GroupNetResNet20", "fashion_mnist_k1") == "BiRealNet20FP:fashion_mnist"
+    assert robustness.twin_checkpoint("GroupNetFCN", "fashion_mnist_scenes_k1") is None  # none registered
+    assert robustness.twin_checkpoint("BiRealNet20", "no_such_tag") is None

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import List, Optional
 
-from zoo import complexity, registry, stack
+from zoo import complexity, fused, registry, stack
 from zoo import weights as weights_index
 from zoo.io import ZooError, atomic_write_bytes, exclusive_lock, fault_point, load_weights, read_json, save_model
 from zoo.models.base import options_from_json
@@ -232,6 +232,7 @@ def evaluate_published(models=(), limit: Optional[int] = None) -> List[dict]:
         if not entry.include_top or (models and entry.model not in models):
             continue
         spec = registry.get(entry.model)
+        fused.clear_session()
         model = spec.constructor(weights=entry.tag)
         result = spec.kind.evaluate(model, make_dataset(entry.dataset), 256, limit)
         headline = spec.kind.headline

@@ -128,9 +128,17 @@ def published(model: str, tag: str):
     return spec.constructor(weights=tag), spec.kind, make_dataset(entries[0].dataset)
 
 
-def twin_of(model: str) -> Optional[str]:
-    """The registered full-precision twin of `model` (`Variant.twin`), or None."""
-    return registry.get(model).twin
+def twin_checkpoint(model: str, tag: str) -> Optional[str]:
+    """"TWIN:TAG", the published checkpoint of `model`'s registered full-precision twin
+    (`Variant.twin`) on the dataset of `model`'s checkpoint `tag` (the same tag first),
+    or None (no twin registered, or none published on that dataset)."""
+    from zoo import weights as weights_index
+
+    twin = registry.get(model).twin
+    entries = [e for e in weights_index.entries() if e.include_top]
+    dataset = next((e.dataset for e in entries if e.model == model and e.tag == tag), None)
+    tags = sorted((e.tag != tag, e.tag) for e in entries if e.model == twin and e.dataset == dataset)
+    return f"{twin}:{tags[0][1]}" if tags else None
 
 
 def check(names: Sequence[str], severities: Sequence[int]) -> None:

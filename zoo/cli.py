@@ -185,8 +185,7 @@ def robustness_command(model: str, weights: str, twin: Optional[str], names, sev
     except ValueError:
         raise ZooError(f"--severities {severities} is not a comma-separated list of integers 0 to 5.") from None
     robustness.check(names, severities)
-    registered = robustness.twin_of(model)
-    twin = twin or (registered and f"{registered}:{weights}")
+    twin = twin or robustness.twin_checkpoint(model, weights)
     built, kind, dataset = robustness.published(model, weights)
     models = [built]
     if twin:
@@ -214,8 +213,8 @@ def robustness_command(model: str, weights: str, twin: Optional[str], names, sev
         click.echo(f"\nrelative robustness {ratio:.3f} (drop {100 * (results[0].clean - results[0].mean):.2f} "
                    f"vs the twin's {100 * (results[1].clean - results[1].mean):.2f}; below 1: more robust)")
     else:
-        click.echo(f"\n{model} has no registered full-precision twin: pass --twin MODEL:TAG for the relative "
-                   "robustness.")
+        click.echo(f"\n{model} has no full-precision twin published on this dataset: pass --twin MODEL:TAG for "
+                   "the relative robustness.")
     if out:
         atomic_write_bytes(out, (json.dumps(record, indent=1) + "\n").encode("utf-8"))
 

@@ -89,8 +89,10 @@ class Variant:
         reported: published results.
         recipe: the name of its training recipe (`zoo.training.recipes`); None: the
             default recipe of its kind.
-        twin: the name of its full-precision twin (the same network in float), which
-            the robustness track compares it with (`zoo.training.robustness`).
+        twin: the name of the full-precision network the robustness track compares it
+            with (`zoo.training.robustness`): its twin (the same network in float), or
+            the float network of its backbone (a ResNet-20's: BiRealNet20FP), as BiBench
+            compares every binarization of a backbone with one float network.
     """
 
     name: str

@@ -322,5 +322,5 @@ FAMILY = Family("Group-Net", PAPER, (
             recipe="groupnet_imagenet"),
     Variant("GroupNetResNet20", SmallGroupNetFactory, SMALL,
             "Group-Net in the ResNet-20 layout (16/32/64 channels) for 28x28 or 32x32 images.",
-            recipe="groupnet_small"),
+            recipe="groupnet_small", twin="BiRealNet20FP"),
 ))

@@ -321,7 +321,7 @@ FAMILY = Family("IR-Net", PAPER, (
     Variant("IRNetResNet20", SmallIRNetResNetFactory, SMALL,
             "IR-Net ResNet-20 1W/1A (CIFAR layout, option-A shortcuts) for 28x28 or 32x32 images.",
             fields=dict(ede_t_min=1e-3),  # the official 1W/1A CIFAR script's T_min
-            reported=(Reported("CIFAR-10", 86.5, note="1W/1A"),), recipe="irnet_resnet20"),
+            reported=(Reported("CIFAR-10", 86.5, note="1W/1A"),), recipe="irnet_resnet20", twin="BiRealNet20FP"),
     Variant("IRNetVGGSmall", IRNetVGGFactory, SMALL,
             "IR-Net VGG-Small 1W/1A: five binary 3x3 convs between a real conv and a real dense.",
             reported=(Reported("CIFAR-10", 90.4, note="1W/1A; full precision 91.7"),), recipe="irnet_vgg_small"),
