@@ -10,12 +10,16 @@ docs' model pages render (a table per corruption and a plot by severity).
 
     .venv/bin/python benchmarks/robustness.py
     .venv/bin/python benchmarks/robustness.py --models BiRealNet20 --limit 1000 --corruptions fog,contrast
+
+With --models, the rows of the other checkpoints are kept from the last run if it had
+the same seed, limit and corruptions (each row says which command measured it).
 """
 import argparse
 import sys
 from collections import defaultdict
+from pathlib import Path
 
-from common import table, write_result
+from common import read_result, table, write_result
 
 
 def main() -> int:
@@ -52,16 +56,36 @@ def main() -> int:
                                      corruptions.SEVERITIES, args.seed, args.limit,
                                      progress=lambda n, s: print(f"  {n} {s}", flush=True))
         scores.update({f"{m}:{t}": r.as_json() for ((m, t), *_), r in zip(group, results)})
+    command = " ".join([Path(sys.executable).name, *sys.argv])
     rows = []
     for model, tag in chosen:
         twin = twins[(model, tag)] and ":".join(twins[(model, tag)])
         mine = robustness.Robustness.from_json(scores[f"{model}:{tag}"])
         ratio = mine.relative_to(robustness.Robustness.from_json(scores[twin])) if twin else None
-        rows.append(dict(model=model, tag=tag, twin=twin, relative_robustness=ratio))
+        rows.append(dict(model=model, tag=tag, twin=twin, relative_robustness=ratio, command=command))
     result = dict(rows=rows, scores=scores, seed=args.seed, limit=args.limit, corruptions=list(names))
+    if args.models:
+        result = kept_from_last_run(result, published)
     print(render(result))
     print(f"wrote {write_result('robustness', result)}")
     return 0
+
+
+def kept_from_last_run(result: dict, published) -> dict:
+    """`result` (some models' checkpoints) with the rows of the last run for the other
+    checkpoints still published, if that run had the same seed, limit and corruptions."""
+    try:
+        last = read_result("robustness")
+    except FileNotFoundError:
+        return result
+    if any(last.get(k) != result[k] for k in ("seed", "limit", "corruptions")):
+        return result
+    done = {(row["model"], row["tag"]) for row in result["rows"]}
+    kept = [row for row in last["rows"] if (row["model"], row["tag"]) in published - done]
+    needed = {f"{row['model']}:{row['tag']}" for row in kept} | {row["twin"] for row in kept if row["twin"]}
+    scores = {**{k: v for k, v in last["scores"].items() if k in needed}, **result["scores"]}
+    rows = sorted([*kept, *result["rows"]], key=lambda row: (row["model"], row["tag"]))
+    return {**result, "rows": rows, "scores": scores}
 
 
 def render(result: dict) -> str:
@@ -74,8 +98,10 @@ def render(result: dict) -> str:
                      f"{100 * mine['mean']:.2f}", row["twin"] or "none published",
                      f"{100 * twin['clean']:.2f} / {100 * twin['mean']:.2f}" if twin else "-",
                      f"{row['relative_robustness']:.3f}" if row["relative_robustness"] is not None else "-"])
-    return table(["model", "tag", "metric", "clean", "mean corrupted", "float twin", "twin clean / corrupted",
-                  "relative robustness"], rows)
+    images = f"the first {result['limit']:,} test images" if result["limit"] else "every test image"
+    return (f"{len(result['corruptions'])} corruptions at severities 1-5 on {images} of each dataset, seed "
+            f"{result['seed']}.\n\n" + table(["model", "tag", "metric", "clean", "mean corrupted", "float twin",
+                                               "twin clean / corrupted", "relative robustness"], rows))
 
 
 def model_table(result: dict, label: str) -> str:

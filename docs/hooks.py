@@ -324,9 +324,10 @@ def robustness_section(spec) -> str:
     if str(BENCHMARKS) not in sys.path:
         sys.path.insert(0, str(BENCHMARKS))
     script, result = importlib.import_module("robustness"), json.loads(path.read_text(encoding="utf-8"))
+    images = f"the first {result['limit']:,} images of the test split" if result["limit"] else "the test split"
     parts = ["## Robustness", "",
-             "Scores on the test split under the corruptions of `zoo.corruptions` (ImageNet-C's, with "
-             "CIFAR-10-C's strengths) at severities 1 to 5, against the float twin; see "
+             f"Scores on {images} under the corruptions of `zoo.corruptions` (ImageNet-C's, with "
+             "CIFAR-10-C's strengths) at severities 1 to 5, against the float network of the same backbone; see "
              "[Benchmarks](../benchmarks.md#robustness). `zoo robustness "
              f"{spec.name} --weights TAG` measures it.", ""]
     for row in result["rows"]:
@@ -336,7 +337,7 @@ def robustness_section(spec) -> str:
         ratio = row["relative_robustness"]
         parts += [f"### `{row['tag']}`", "",
                   f"Relative robustness {ratio:.3f} against {row['twin']} (below 1: it loses less than "
-                  "its float twin)." if ratio is not None else "No float twin published: no relative robustness.",
+                  "the float network)." if ratio is not None else "No float twin published: no relative robustness.",
                   "", script.model_table(result, label), "",
                   svg(script.severity_figure(result, [label, *filter(None, [row["twin"]])], pyplot())), ""]
     return "\n".join(parts)

@@ -25,7 +25,11 @@ WITH_TOP = [e for e in PUBLISHED if e.include_top]
 # The first N test examples, and how far their score may be from the full split's:
 # 1,000 images and 1.5 points of top-1 (issue 5); a quarter of the 2,000 scenes and 1.5
 # points of mIoU or mAP for a dense model (about 10 s each).
-SLICE = {"top1": (1000, 0.015), "miou": (500, 0.015), "map": (500, 0.015)}
+# The first N test images, and how far (below, above) their score may be from the index's
+# (the whole split's). The first 1,000 Fashion-MNIST test images are easier than the
+# whole split for every published classifier: 0.8 to 1.9 points higher (`zoo weights
+# evaluate --limit 1000` against the index); a wrong checkpoint or preprocessing scores far lower.
+SLICE = {"top1": (1000, (0.005, 0.025)), "miou": (500, (0.015, 0.015)), "map": (500, (0.015, 0.015))}
 
 
 def entry_id(e):
@@ -94,30 +98,15 @@ def test_a_schema_1_record_reads_as_schema_2():
     assert index.Entry.from_json(entry.to_json()) == entry
 
 
-# IRNetVGGSmall's fashion_mnist checkpoint misses the slice check, for a measured reason:
-VGG_SMALL_SLICE_MISS = (
-    "the first 1,000 Fashion-MNIST test images are easier than the whole split for every published "
-    "classifier (about 12% fewer errors), which puts the least accurate one, VGG-Small (87.63% over "
-    "10,000 images, 89.40% over the first 1,000), just past the 1.5-point tolerance."
-)
-
-
-def on_a_slice(entry):
-    """The entry as a test parameter, a strict expected failure for VGG-Small's checkpoint."""
-    if (entry.model, entry.tag) != ("IRNetVGGSmall", "fashion_mnist"):
-        return entry
-    return pytest.param(entry, marks=pytest.mark.xfail(strict=True, reason=VGG_SMALL_SLICE_MISS))
-
-
-@pytest.mark.parametrize("entry", [on_a_slice(e) for e in WITH_TOP], ids=entry_id)
+@pytest.mark.parametrize("entry", WITH_TOP, ids=entry_id)
 def test_published_checkpoint_reaches_its_score_on_a_fixed_slice_of_the_test_split(entry):
     spec = zoo.get_model_spec(entry.model)
     key = spec.kind.headline.key
-    size, tolerance = SLICE[key]
+    size, (below, above) = SLICE[key]
     model = spec.constructor(weights=entry.tag)
     result = spec.kind.evaluate(model, make_dataset(entry.dataset), 256, limit=size)
     assert result["examples"] == size
-    assert abs(result[key] - entry.scores[key]) <= tolerance, (result[key], entry.scores)
+    assert -below <= result[key] - entry.scores[key] <= above, (result[key], entry.scores)
 
 
 @pytest.mark.parametrize("entry", WITH_TOP, ids=entry_id)

@@ -7,6 +7,7 @@ split, and the columns of the published training curve. `ModelSpec.kind` is one 
 `KINDS`; weights index entries and run records name theirs. A fourth kind is one more
 `Kind` subclass in `KINDS`.
 """
+import weakref
 from dataclasses import dataclass
 from typing import ClassVar, Dict, List, Mapping, Optional, Tuple
 
@@ -93,6 +94,19 @@ class Kind:
         raise NotImplementedError
 
 
+_PREDICTORS = weakref.WeakKeyDictionary()  # model -> its inference tf.function
+
+
+def predictor(model: tf.keras.Model):
+    """`model(x, training=False)` as one `tf.function` kept with the model (for as long
+    as it lives) and traced once per input shape, whatever the batch: scoring a model
+    on many splits (the robustness track's 85) does not trace it again for each."""
+    if model not in _PREDICTORS:
+        ref = weakref.ref(model)  # the function must not keep its model alive
+        _PREDICTORS[model] = tf.function(lambda x: ref()(x, training=False), reduce_retracing=True)
+    return _PREDICTORS[model]
+
+
 class Classification(Kind):
     name = "classification"
     scores = (Metric("top1", "top-1"), Metric("top5", "top-5"))
@@ -112,15 +126,11 @@ class Classification(Kind):
     def score(self, model, pairs, batch_size, dataset):
         top1 = tf.keras.metrics.SparseTopKCategoricalAccuracy(1)
         top5 = tf.keras.metrics.SparseTopKCategoricalAccuracy(5)
-
-        @tf.function
-        def step(x, y):
-            p = model(x, training=False)
+        predict = predictor(model)
+        for x, y in pairs.batch(batch_size).prefetch(tf.data.AUTOTUNE):
+            p = predict(x)
             top1.update_state(y, p)
             top5.update_state(y, p)
-
-        for x, y in pairs.batch(batch_size).prefetch(tf.data.AUTOTUNE):
-            step(x, y)
         return {"top1": float(top1.result()), "top5": float(top5.result())}
 
 
@@ -146,9 +156,9 @@ class Segmentation(Kind):
         """Also `class_iou` (class name -> IoU, None for a class absent from truth and
         prediction, which the mean leaves out), all from one confusion matrix."""
         confusion = ConfusionMatrix(dataset.num_classes, IGNORE_LABEL)
-        predict = tf.function(lambda x: tf.argmax(model(x, training=False), -1))
+        predict = predictor(model)
         for x, y in pairs.batch(batch_size).prefetch(tf.data.AUTOTUNE):
-            confusion.update(y.numpy(), predict(x).numpy())
+            confusion.update(y.numpy(), tf.argmax(predict(x), -1).numpy())
         iou = confusion.iou()
         return {"miou": confusion.mean_iou(), "pixel_accuracy": confusion.pixel_accuracy(),
                 "class_iou": {name: None if np.isnan(v) else float(v) for name, v in zip(dataset.class_names, iou)}}
@@ -178,8 +188,8 @@ class Detection(Kind):
 
     def score(self, model, pairs, batch_size, dataset):
         """COCO mAP@[.5:.95], mAP@.5 and mAP@.75 by pycocotools."""
-        model = with_decoding(model)
-        predict = tf.function(lambda x: model(x, training=False))
+        model = with_decoding(model)  # kept alive while it scores (`predictor` holds it weakly)
+        predict = predictor(model)
         truth, found = [], []
         for images, boxes, classes in pairs.padded_batch(batch_size, padding_values=(0.0, -1.0, -1)):
             out = {k: v.numpy() for k, v in predict(images).items()}
