@@ -91,7 +91,8 @@ def test_pareto_plot_has_every_fashion_mnist_checkpoint(site):
     assert plot.count('id="PathCollection_') == len(points)  # one scatter per checkpoint
 
 
-@pytest.mark.parametrize("page_name, suite", [("training", "irnet_ablation"), ("training", "groupnet_bases"),
+@pytest.mark.parametrize("page_name, suite", [("training", "irnet_ablation"), ("training", "irnet_ede_start"),
+                                             ("training", "groupnet_bases"),
                                              ("dense", "groupnet_dense")])
 def test_suite_tables_are_the_suites_results(site, page_name, suite):
     text = html.unescape(page(site, page_name))
