@@ -67,14 +67,12 @@ SUITES = {  # suite -> [(label, run folder, task, overrides)]
         (f"Bi-Real Net 20, {p}", f"bireal-{p}", "TrainBiRealNet20", [f"precision={p}"])
         for p in ("float32", "mixed_bfloat16")
     ],
-    "groupnet_dense": [
-        (f"{name} {label}", f"{name.lower()}-{folder}", f"TrainGroupNet{name}",
-         ["model.num_bases=1", "model.backbone_weights=fashion_mnist_k1", *extra])
+    "groupnet_dense": [  # the float twins (`...FP`) have one base and no quantizers
+        (f"{name} {label}", f"{name.lower()}-{folder}", f"TrainGroupNet{name}{suffix}",
+         [*extra, "model.backbone_weights=fashion_mnist_k1"])
         for name in ("FCN", "DeepLab", "FCOS")
-        for label, folder, extra in (
-            ("K=1", "k1", []),
-            ("full precision", "fp", ["model.input_quantizer=None", "model.kernel_quantizer=None"]),
-        )
+        for label, folder, suffix, extra in (("K=1", "k1", "", ["model.num_bases=1"]),
+                                             ("full precision", "fp", "FP", []))
     ],
 }
 

@@ -121,3 +121,19 @@ def test_a_dense_model_takes_a_backbone_checkpoint_under_its_stage1_quantizers()
     classifier = zoo.GroupNetResNet20(weights="fashion_mnist_k1")
     layer = "stage1_block1_conv1_conv"
     assert (twin.get_layer(layer).get_weights()[0] == classifier.get_layer(layer).get_weights()[0]).all()
+
+
+def test_an_error_raised_in_a_traced_function_names_its_innermost_error():
+    """TensorFlow re-raises an error of a traced function as "in user code:" and a
+    traceback; the one line is the innermost error (it once printed only "in user code:")."""
+    from zoo.cli import explain
+
+    @tf.function
+    def step(x):
+        raise ValueError(f"the real problem, shape {x.shape}")
+
+    with pytest.raises(ValueError) as raised:
+        step(tf.zeros((2, 3)))
+    assert str(raised.value).startswith("in user code:")
+    line = explain(raised.value)
+    assert line.startswith("ValueError: the real problem, shape (2, 3)") and "\n" not in line

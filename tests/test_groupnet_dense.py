@@ -225,3 +225,26 @@ def test_cli_trains_publishes_and_reloads_a_segmentation_model_on_scenes(tmp_pat
     capsys.readouterr()
     assert main(["weights", "list"]) == 0
     assert f"mIoU {100 * top.scores['miou']:.2f}" in capsys.readouterr().out
+
+
+def test_fcn16s_adds_the_previous_stages_scores_which_start_at_zero():
+    """FCN-16s (Long et al.): the previous stage's 1x1 class scores, zero at the start, are
+    added to the head's logits, resized to their resolution. Without a dilated backbone
+    that stage has twice the head's resolution (ResNet-18: stride 16 and 32)."""
+    options = {**SCENES, "output_stride": None}
+    fcn, fcn16s = zoo.GroupNetFCN(**options), zoo.GroupNetFCN16s(**options)
+    for layer in fcn.layers:  # the FCN-32s weights in both
+        if layer.weights:
+            fcn16s.get_layer(layer.name).set_weights(layer.get_weights())
+    x = images(SCENES["input_shape"])
+    outputs = [fcn16s.get_layer(name).output for name in ("logits", "skip_resize", "skip_add")]
+    logits, resized, added = tf.keras.Model(fcn16s.input, outputs).predict(x, verbose=0)
+    expected = tf.keras.Model(fcn.input, fcn.get_layer("logits").output).predict(x, verbose=0)
+    np.testing.assert_allclose(logits, expected, atol=1e-5)
+    np.testing.assert_array_equal(added, resized)  # the skip's scores start at zero
+    assert resized.shape[1] == 2 * logits.shape[1]
+    skip = fcn16s.get_layer("skip_logits")
+    skip.set_weights([np.random.default_rng(1).normal(0, 1, w.shape) for w in skip.weights])
+    _, resized, added = tf.keras.Model(fcn16s.input, outputs).predict(x, verbose=0)
+    assert np.abs(added - resized).max() > 1e-3
+    assert zoo.complexity(fcn16s).flops > zoo.complexity(fcn).flops

@@ -137,9 +137,19 @@ def test_weights_file_round_trip(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
-def test_full_precision_twin_has_the_binary_nets_weights_and_no_binary_op():
-    binary = zoo.BiRealNet20(input_shape=(28, 28, 1))
-    twin = zoo.BiRealNet20FP(input_shape=(28, 28, 1))
-    assert [w.shape for w in twin.weights] == [w.shape for w in binary.weights]
-    cost = zoo.complexity(twin)
+# Networks whose float twin is themselves in float (named NAME + "FP"); the others'
+# twin is the float network of their backbone (BiRealNet20FP for the ResNet-20s).
+OWN_TWINS = [spec.name for spec in zoo.list_models() if spec.twin == spec.name + "FP"]
+
+
+@pytest.mark.parametrize("name", OWN_TWINS)
+def test_a_float_twin_is_its_binary_network_with_every_binary_op_in_float(name):
+    """The robustness track's float twin: the same weights, and its FLOPs are the binary
+    network's BOPs + FLOPs (a dense twin has one base: compared with the binary at K=1)."""
+    classifier = zoo.get_model_spec(name).kind.name == "classification"
+    shape, fields = ((28, 28, 1), {}) if classifier else ((64, 64, 3), {"num_bases": 1})
+    binary = getattr(zoo, name)(input_shape=shape, **fields)
+    float_twin = getattr(zoo, name + "FP")(input_shape=shape)
+    assert [w.shape for w in float_twin.weights] == [w.shape for w in binary.weights]
+    cost = zoo.complexity(float_twin)
     assert cost.bops == 0 and cost.flops == zoo.complexity(binary).bops + zoo.complexity(binary).flops

@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 from zookeeper import configure
 
+import zoo
 from zoo.cli import main
 from zoo.training import precision
 from zoo.training.recipes import TrainBiRealNet20
@@ -56,6 +57,34 @@ def test_probe_times_each_precision_on_a_model_built_in_it():
     assert timing["float32_ms"] > 0 and timing["mixed_bfloat16_ms"] > 0
     assert timing["speedup"] == pytest.approx(timing["float32_ms"] / timing["mixed_bfloat16_ms"], rel=0.01)
     assert tf.keras.mixed_precision.global_policy().name == "float32"  # restored
+
+
+# One small classifier per set of quantizers: Bi-Real's, IR-Net's 1W/1A and 1W/32A, Group-Net's.
+QUANTIZER_SETS = ["BiRealNet20", "IRNetResNet20", "IRNetResNet20W1A32", "GroupNetResNet20"]
+
+
+@pytest.mark.parametrize("name", QUANTIZER_SETS)
+def test_every_small_classifier_trains_under_mixed_bfloat16(name):
+    """"auto" may pick bfloat16 for any run: each quantizer computes in it (IR-Net's
+    Libra-PB statistics in float32, cast back), and the loss and gradients are finite."""
+    with precision.policy("mixed_bfloat16"):
+        model = zoo.get_model_spec(name).build(input_shape=(28, 28, 1))
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    x = np.random.default_rng(0).uniform(0, 255, (8, 28, 28, 1)).astype("float32")
+    loss = model.train_on_batch(x, np.arange(8) % 10)
+    assert np.isfinite(loss) and model.output.dtype == tf.float32
+    assert any(layer.compute_dtype == "bfloat16" for layer in model.layers)
+
+
+def test_the_probe_rebuilds_the_model_the_run_trains():
+    """"auto" times a rebuild of the run's model: every setting kept (the scenes
+    detector's `backbone_options` once fell away, and the probe timed another network)."""
+    factory = zoo.get_model_spec("GroupNetFCOS").factory(
+        input_shape=(96, 96, 1), num_classes=10, num_bases=1, backbone="GroupNetResNet20",
+        backbone_options={"stem_strides": 2}, output_stride=None, fpn_stages=(2, 3), decode=False)
+    built, rebuilt = factory.build(), factory.rebuild()
+    assert [w.shape for w in rebuilt.weights] == [w.shape for w in built.weights]
+    assert [o.shape for o in rebuilt.outputs] == [o.shape for o in built.outputs]
 
 
 def test_a_bfloat16_run_leaves_float32_files_and_scores_and_keeps_its_choice_on_resume(tmp_path, monkeypatch,

@@ -77,5 +77,6 @@ def test_the_twin_is_the_registered_float_networks_checkpoint_on_the_same_datase
     assert robustness.twin_checkpoint("BiRealNet20", "fashion_mnist") == "BiRealNet20FP:fashion_mnist"
     # another tag of the binary model: the float network's checkpoint on its dataset
     assert robustness.twin_checkpoint("GroupNetResNet20", "fashion_mnist_k1") == "BiRealNet20FP:fashion_mnist"
-    assert robustness.twin_checkpoint("GroupNetFCN", "fashion_mnist_scenes_k1") is None  # none registered
+    assert robustness.twin_checkpoint("GroupNetFCN", "fashion_mnist_scenes_k1") == "GroupNetFCNFP:fashion_mnist_scenes"
+    assert robustness.twin_checkpoint("BiRealNet20FP", "fashion_mnist") is None  # a float network has none
     assert robustness.twin_checkpoint("BiRealNet20", "no_such_tag") is None

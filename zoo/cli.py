@@ -340,6 +340,9 @@ def explain(error: Exception) -> str:
                 "key, e.g. model.kernel_quantizer=ste_sign or optimizer.learning_rate=0.01.")
     if re.match(r"Field 'dataset' of component '\w+' is annotated with type", first):
         return f"{first} Datasets: {', '.join(datasets.DATASETS)}."
+    raised = re.findall(r"^\s*(\w+(?:Error|Exception): .*)$", message, re.M)
+    if first == "in user code:" and raised:  # raised in a traced function: its innermost error
+        return f"{raised[-1].strip()} (in a traced TensorFlow function; ZOO_DEBUG=1 prints where)"
     return first
 
 

@@ -235,7 +235,9 @@ class LibraPBSign(_EDEQuantizer):
         super().__init__(schedule, **kwargs)
         self.estimator = estimator
 
-    def call(self, inputs):
+    def call(self, kernel):
+        # In float32 under a mixed policy too (its reductions, as Keras' own): cast back.
+        inputs = tf.cast(kernel, tf.float32)
         axes = list(range(len(inputs.shape) - 1))  # all but the output channels
         n = tf.cast(tf.reduce_prod(tf.shape(inputs)[:-1]), inputs.dtype)
         balanced = inputs - tf.reduce_mean(inputs, axis=axes, keepdims=True)
@@ -248,7 +250,7 @@ class LibraPBSign(_EDEQuantizer):
             signs = ede_sign(standardized, self.schedule.t, self.schedule.k, self.fused)
         else:
             signs = lq.quantizers.ste_sign(standardized, clip_value=None)
-        return scale * signs
+        return tf.cast(scale * signs, kernel.dtype)
 
     def get_config(self):
         return {**super().get_config(), "estimator": self.estimator}

@@ -142,7 +142,7 @@ class ModelFactory:
 
     def _arguments(self, exclude) -> dict:
         """The factory's plain settings (e.g. a detector's `decode`), but those in `exclude`."""
-        plain = (bool, int, float, str, tuple, type(None))
+        plain = (bool, int, float, str, tuple, list, dict, type(None))
         args = {}
         for name in type(self).__component_fields__:
             if name in exclude or name == "dataset":

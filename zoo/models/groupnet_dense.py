@@ -58,6 +58,10 @@ from zoo.models import groupnet
 from zoo.models.base import ModelFactory, options_from_json, task_name
 from zoo.models.family import VOC, Family, Reported, Variant
 
+# A dense model's float twin (the robustness track's, the train_table suite's "full
+# precision"): one base, real weights and activations, the blocks' ReLUs kept.
+FLOAT_TWIN = dict(num_bases=1, input_quantizer=None, kernel_quantizer=None)
+
 # The backbone's Group-Net fields, set on the dense model and passed to its backbone.
 BACKBONE_FIELDS = ("num_bases", "aggregation", "soft_gates", "input_quantizer", "kernel_quantizer",
                    "output_stride", "dilation_rates")
@@ -196,17 +200,44 @@ class GroupNetDenseFactory(ModelFactory):
 
 
 class FCNFactory(GroupNetDenseFactory):
-    """FCN head on the dilated Group-Net backbone."""
+    """FCN head on the dilated Group-Net backbone.
+
+    `skip=True` makes it FCN-16s in the sense of Long et al. (CVPR 2015): a 1x1
+    full-precision convolution scores the output of the stage before the last (zero at
+    the start, as FCN's), and the head's logits, resized to it bilinearly, are added.
+    With `output_stride=None` that stage has stride 16 and the head 32; in the dilated
+    backbone (output stride 8) both have stride 8. The official segmentation code has
+    no FCN-16s and the paper does not say where its skip joins: this is FCN's.
+    """
 
     dropout: float = Field(0.1)
+    skip: bool = Field(False)
+    variant_fields = (*GroupNetDenseFactory.variant_fields, "skip")
+    variant_fields_added = {"skip": False}
+    constructor_fields = (*GroupNetDenseFactory.constructor_fields, "skip")
+    constructor_doc = GroupNetDenseFactory.constructor_doc + """
+    `skip=True` adds FCN-16s' skip: the previous stage's 1x1 class scores, added to the
+    head's logits.
+"""
+
+    def features(self, x: tf.Tensor) -> tf.Tensor:
+        *earlier, last = self.backbone_outputs(x)
+        self._skip_input = earlier[-1]
+        return last
 
     def head(self, x: tf.Tensor, num_classes: int) -> tf.Tensor:
-        """Full precision: 3x3 conv (C/4) -> BN -> ReLU -> dropout -> 1x1 conv to classes."""
+        """Full precision: 3x3 conv (C/4) -> BN -> ReLU -> dropout -> 1x1 conv to classes
+        [+ the skip's scores]."""
         x = tf.keras.layers.Conv2D(x.shape[-1] // 4, 3, padding="same", use_bias=False, name="head_conv")(x)
         x = batch_norm("head_bn")(x)
         x = tf.keras.layers.ReLU(name="head_relu")(x)
         x = tf.keras.layers.SpatialDropout2D(self.dropout, name="head_dropout")(x)
-        return tf.keras.layers.Conv2D(num_classes, 1, name="logits")(x)
+        x = tf.keras.layers.Conv2D(num_classes, 1, name="logits")(x)
+        if not self.skip:
+            return x
+        scores = tf.keras.layers.Conv2D(num_classes, 1, kernel_initializer="zeros", name="skip_logits")(
+            self._skip_input)
+        return tf.keras.layers.Add(name="skip_add")([ResizeLike(name="skip_resize")([x, scores]), scores])
 
 
 class DeepLabFactory(GroupNetDenseFactory):
@@ -246,8 +277,19 @@ FAMILY = Family("Group-Net", groupnet.PAPER, (
     Variant("GroupNetFCN", FCNFactory, VOC,
             "Group-Net FCN: a dilated K-base binary backbone with BPAC and a full-precision FCN head.",
             reported=(Reported("PASCAL VOC 2012", miou=65.1, note="ResNet-18 backbone, K=5, FCN-32s"),),
+            recipe="groupnet_fcn_scenes", twin="GroupNetFCNFP"),
+    Variant("GroupNetFCN16s", FCNFactory, VOC,
+            "Group-Net FCN-16s: GroupNetFCN plus FCN's skip, the previous stage's class scores added.",
+            fields=dict(skip=True),
+            reported=(Reported("PASCAL VOC 2012", miou=67.7, note="ResNet-18 backbone, K=5, FCN-16s"),),
             recipe="groupnet_fcn_scenes"),
     Variant("GroupNetDeepLab", DeepLabFactory, VOC,
             "Group-Net DeepLab: the dilated BPAC backbone and an ASPP of K-base binary branches.",
-            recipe="groupnet_deeplab_scenes"),
+            recipe="groupnet_deeplab_scenes", twin="GroupNetDeepLabFP"),
+    Variant("GroupNetFCNFP", FCNFactory, VOC,
+            "Full-precision twin of GroupNetFCN (one base, real weights and activations): the baseline.",
+            fields=FLOAT_TWIN, recipe="groupnet_fcn_scenes"),
+    Variant("GroupNetDeepLabFP", DeepLabFactory, VOC,
+            "Full-precision twin of GroupNetDeepLab (one base, real weights and activations): the baseline.",
+            fields=FLOAT_TWIN, recipe="groupnet_deeplab_scenes"),
 ))

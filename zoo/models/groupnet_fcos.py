@@ -53,7 +53,7 @@ from zoo.blocks import (
 )
 from zoo.models import groupnet
 from zoo.models.family import COCO, Family, Variant
-from zoo.models.groupnet_dense import DENSE_DOC, GroupNetDenseFactory
+from zoo.models.groupnet_dense import DENSE_DOC, FLOAT_TWIN, GroupNetDenseFactory
 
 
 def level_geometry(input_size: Tuple[int, int], strides: Tuple[int, ...]):
@@ -252,5 +252,8 @@ class FCOSFactory(GroupNetDenseFactory):
 FAMILY = Family("Group-Net", groupnet.PAPER, (
     Variant("GroupNetFCOS", FCOSFactory, COCO,
             "Group-Net FCOS: an anchor-free binary detector, with a K-base binary FPN and head towers.",
-            recipe="groupnet_fcos_scenes"),
+            recipe="groupnet_fcos_scenes", twin="GroupNetFCOSFP"),
+    Variant("GroupNetFCOSFP", FCOSFactory, COCO,
+            "Full-precision twin of GroupNetFCOS (one base, real weights and activations): the baseline.",
+            fields=FLOAT_TWIN, recipe="groupnet_fcos_scenes"),
 ))

@@ -38,6 +38,8 @@ LCE) where PyTorch's `torch.sign` gives 0: it differs only on exact zeros (docs/
 straight-through gradient) and the straight-through estimator instead of EDE.
 `binary_activations=False` on a 1W/1A model keeps its activations real: an ablation of
 this zoo, not the paper's 1W/32A network (those are the `W1A32` models).
+`IRNetVGGSmallFP` is VGG-Small with neither quantizer (`binary_weights=False` too), the
+same hardtanh network in float: the robustness track's float twin of `IRNetVGGSmall`.
 """
 import logging
 from typing import ClassVar, Optional, Tuple
@@ -92,7 +94,9 @@ class IRNetFactory(ModelFactory):
     libra_pb: bool = Field(True)
     ede: bool = Field(True)
     binary_activations: bool = Field(True)
-    variant_fields = ("libra_pb", "ede", "binary_activations")
+    binary_weights: bool = Field(True)
+    variant_fields = ("libra_pb", "ede", "binary_activations", "binary_weights")
+    variant_fields_added = {"binary_weights": True}
     constructor_fields = ("binary_activations",)
     constructor_doc = """
     `binary_activations=False` keeps the activations real (an ablation of the 1W/1A
@@ -123,7 +127,7 @@ class IRNetFactory(ModelFactory):
         inputs = EDESign(schedule) if self.ede else lq.quantizers.SteSign(clip_value=1.0)
         return dict(
             input_quantizer=inputs if self.binary_activations else None,
-            kernel_quantizer=kernel,
+            kernel_quantizer=kernel if self.binary_weights else None,
             kernel_constraint=None,
             kernel_initializer=he_normal(self.kernel_fan),
         )
@@ -324,7 +328,11 @@ FAMILY = Family("IR-Net", PAPER, (
             reported=(Reported("CIFAR-10", 86.5, note="1W/1A"),), recipe="irnet_resnet20", twin="BiRealNet20FP"),
     Variant("IRNetVGGSmall", IRNetVGGFactory, SMALL,
             "IR-Net VGG-Small 1W/1A: five binary 3x3 convs between a real conv and a real dense.",
-            reported=(Reported("CIFAR-10", 90.4, note="1W/1A; full precision 91.7"),), recipe="irnet_vgg_small"),
+            reported=(Reported("CIFAR-10", 90.4, note="1W/1A; full precision 91.7"),), recipe="irnet_vgg_small",
+            twin="IRNetVGGSmallFP"),
+    Variant("IRNetVGGSmallFP", IRNetVGGFactory, SMALL,
+            "Full-precision twin of IRNetVGGSmall (no quantizers, the same hardtanh network): the baseline.",
+            fields=dict(binary_activations=False, binary_weights=False), recipe="irnet_vgg_small"),
     Variant("IRNetResNet18W1A32", IRNetW1A32Factory, IMAGENET,
             "IR-Net ResNet-18 1W/32A: Libra-PB weights, real activations, ReLU basic blocks (ImageNet).",
             reported=(Reported("ImageNet", 66.5, 86.8, note="1W/32A"),), recipe="irnet_imagenet"),
