@@ -192,8 +192,12 @@ def test_cli_trains_publishes_and_reloads_a_segmentation_model_on_scenes(tmp_pat
     out = tmp_path / "fcn"
     argv = ["TrainGroupNetFCN", "model.num_bases=1", "epochs=1", "steps_per_epoch=3", "validation_steps=1",
             "batch_size=8", "dataset.num_train=64", "dataset.num_test=24", "progress_bar=False",
-            f"output_dir={out}"]
+            "aux_weight=0.2", "head_lr_multiplier=10", f"output_dir={out}"]
     assert main(argv) == 0
+    # Trained with the auxiliary head, which the run's files leave out.
+    assert "auxiliary" in (out / "history.csv").read_text().splitlines()[0].split(",")
+    saved = tf.keras.models.load_model(out / "model.h5", compile=False)
+    assert not [layer.name for layer in saved.layers if layer.name.startswith("aux")]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["model"] == "GroupNetFCN" and metrics["dataset"] == "FashionMNISTScenes"
     assert metrics["input_shape"] == [96, 96, 1] and metrics["num_classes"] == 11
@@ -248,3 +252,90 @@ def test_fcn16s_adds_the_previous_stages_scores_which_start_at_zero():
     _, resized, added = tf.keras.Model(fcn16s.input, outputs).predict(x, verbose=0)
     assert np.abs(added - resized).max() > 1e-3
     assert zoo.complexity(fcn16s).flops > zoo.complexity(fcn).flops
+
+
+# -- the official segmentation training: the head's own learning rate, the auxiliary loss --
+def one_step(optimizer, variables, seed=0):
+    """The change of each variable after one step with fixed gradients, and the gradients."""
+    rng = np.random.default_rng(seed)
+    grads = [tf.constant(rng.normal(size=v.shape), v.dtype) for v in variables]
+    before = [v.numpy() for v in variables]
+    optimizer.apply_gradients(zip(grads, variables))
+    return [v.numpy() - b for v, b in zip(variables, before)], [g.numpy() for g in grads], before
+
+
+@pytest.mark.parametrize("name, decay", [("sgd", 0.0), ("sgd", 0.1), ("adam", 0.0), ("adam", 0.1)])
+def test_a_variables_rate_and_weight_decay_are_its_multiplier_times_the_schedules(name, decay):
+    """PyTorch's parameter groups: w <- w - f lr (g + ...) with decoupled decay f lr wd w."""
+    from zoo.training.optimizers import Optimizer
+
+    a, b = tf.Variable([1.0, -2.0, 0.5]), tf.Variable([3.0, 0.5, -1.0])
+    optimizer = Optimizer()
+    configure_(optimizer, {"name": name, "learning_rate": 0.01, "schedule": "linear", "weight_decay": decay,
+                           "momentum": 0.0})
+    built = optimizer.build(10, 1, [(a, 1.0), (b, 10.0)])
+    (da, db), grads, before = one_step(built, [a, b])
+    for delta, g, w, f in zip((da, db), grads, before, (1.0, 10.0)):
+        step = g if name == "sgd" else g / (np.abs(g) + 1e-7 / np.sqrt(1 - 0.999))  # Adam's first step
+        np.testing.assert_allclose(delta, -f * 0.01 * (decay * w + step), rtol=1e-4, atol=1e-7)
+    assert float(built.learning_rate) == pytest.approx(0.01)  # the rate of the step, reported unscaled
+
+
+def configure_(component, conf):
+    from zookeeper import configure
+
+    configure(component, conf)
+
+
+def test_the_head_learns_at_head_lr_multiplier_times_the_backbones_rate():
+    """The head, FCN-16s' skip and the auxiliary head at 10x; every backbone weight at 1x."""
+    from zoo.training.recipes import TrainGroupNetFCN16s
+
+    task = TrainGroupNetFCN16s()
+    configure_(task, {"model.num_bases": 1, "head_lr_multiplier": 10, "aux_weight": 0.2,
+                      "optimizer.name": "sgd", "optimizer.momentum": 0.0, "optimizer.schedule": "constant"})
+    trained = task.training_model(task.model, "model")
+    factors = {v.name: f for v, f in task.rate_multipliers(trained, "model")}
+    assert len(factors) == len(trained.trainable_variables) > len(task.model.trainable_variables)
+    for name, f in factors.items():
+        layer = name.split("/")[0]
+        assert f == (1.0 if layer.startswith(("stem", "stage")) else 10.0), name
+    assert {n.split("/")[0] for n, f in factors.items() if f == 10} >= {"head_conv", "logits", "skip_logits",
+                                                                       "aux_conv", "aux_logits"}
+    variables = trained.trainable_variables
+    deltas, grads, _ = one_step(task.optimizer.build(1, 1, task.rate_multipliers(trained, "model")), variables)
+    for v, delta, g in zip(variables, deltas, grads):
+        np.testing.assert_allclose(delta, -1e-3 * factors[v.name] * g, rtol=1e-4, atol=1e-6)  # w + d - w
+
+
+def test_head_lr_multiplier_is_the_official_10_on_voc_and_1_on_the_scenes():
+    from zoo.training.recipes import TrainGroupNetDeepLab
+
+    scenes_task, voc_task = TrainGroupNetDeepLab(), TrainGroupNetDeepLab()
+    configure_(scenes_task, {})
+    configure_(voc_task, {"dataset": "VocSegmentation"})
+    assert (scenes_task.head_lr_multiplier, voc_task.head_lr_multiplier) == (1.0, 10.0)
+    assert scenes_task.aux_weight == voc_task.aux_weight == 0.0  # the official --aux is off
+
+
+def test_the_auxiliary_loss_adds_its_weighted_cross_entropy_on_the_stage_before_the_last():
+    from zoo.training.extra_loss import AuxiliaryLoss
+
+    tf.keras.utils.set_random_seed(0)
+    factory = zoo.get_model_spec("GroupNetFCN").factory(**SCENES, num_bases=1)
+    model = factory.build()
+    randomize_batch_norm(model)
+    auxiliary = factory.auxiliary_head(model)
+    reads = auxiliary.get_layer("aux_conv").input
+    assert reads.shape[1:] == factory.stage_output(model, -2).shape[1:] == (24, 24, 32)
+    wrapper = AuxiliaryLoss(model, auxiliary, 0.3)
+    loss = tf.keras.losses.SparseCategoricalCrossentropy(ignore_class=255)
+    wrapper.compile(optimizer="sgd", loss=loss)
+    x = images(SCENES["input_shape"], n=4)
+    y = np.random.default_rng(1).integers(0, 11, (4, 96, 96))
+    y[:, :8] = 255  # ignored pixels
+    main, aux = float(loss(y, model(x, training=False))), float(loss(y, auxiliary(x, training=False)))
+    logs = wrapper.test_on_batch(x, y, return_dict=True)
+    assert logs["loss"] == pytest.approx(main + 0.3 * aux, rel=1e-5)
+    assert logs["auxiliary"] == pytest.approx(aux, rel=1e-5) and aux != pytest.approx(main, rel=1e-2)
+    np.testing.assert_array_equal(wrapper(x), model(x))  # calling it calls the model

@@ -287,22 +287,22 @@ def test_publish_adds_a_finished_run_with_its_variant_and_loads_it_back(tmp_path
     monkeypatch.setenv("ZOO_WEIGHTS_INDEX", str(tmp_path / "index.json"))
     run = tmp_path / "run"
     task = TrainGroupNetResNet20()
-    configure(task, dict(output_dir=str(run), num_bases=2, pretrain_epochs=0, epochs=1, steps_per_epoch=3,
+    configure(task, dict(output_dir=str(run), num_bases=1, pretrain_epochs=0, epochs=1, steps_per_epoch=3,
                          validation_steps=1, batch_size=16, progress_bar=False))
     metrics = task.run()
-    assert metrics["options"]["num_bases"] == 2
+    assert metrics["options"]["num_bases"] == 1
 
-    assert main(["weights", "publish", str(run), "--tag", "k2"]) == 0
+    assert main(["weights", "publish", str(run), "--tag", "k1"]) == 0
     capsys.readouterr()
-    assert main(["weights", "publish", str(run), "--tag", "k2"]) == 2  # refused: it would replace
+    assert main(["weights", "publish", str(run), "--tag", "k1"]) == 2  # refused: it would replace
     refused = capsys.readouterr().err
-    assert 'GroupNetResNet20 weights="k2" are published already (top-1' in refused
+    assert 'GroupNetResNet20 weights="k1" are published already (top-1' in refused
     assert metrics["command"] in refused and "--force" in refused
-    assert main(["weights", "publish", str(run), "--tag", "k2", "--force"]) == 0  # replaces, no duplicate
+    assert main(["weights", "publish", str(run), "--tag", "k1", "--force"]) == 0  # replaces, no duplicate
     entries = index.entries()
-    assert [(e.tag, e.include_top) for e in entries] == [("k2", True), ("k2", False)]
+    assert [(e.tag, e.include_top) for e in entries] == [("k1", True), ("k1", False)]
     top = entries[0]
-    assert top.options["num_bases"] == 2 and abs(top.scores["top1"] - metrics["top1"]) <= 1e-3
+    assert top.options["num_bases"] == 1 and abs(top.scores["top1"] - metrics["top1"]) <= 1e-3
     assert top.command == metrics["command"] and top.cost["bops"] == metrics["bops"]
     assert index.sha256(tmp_path / top.file) == top.sha256
     with open(tmp_path / top.history, newline="") as f:
@@ -310,13 +310,13 @@ def test_publish_adds_a_finished_run_with_its_variant_and_loads_it_back(tmp_path
 
     x = np.random.default_rng(0).uniform(0, 255, (4, 28, 28, 1)).astype("float32")
     expected = tf.keras.models.load_model(str(run / "model.h5"))(x, training=False)
-    np.testing.assert_allclose(zoo.GroupNetResNet20(weights="k2")(x, training=False), expected, atol=1e-6)
+    np.testing.assert_allclose(zoo.GroupNetResNet20(weights="k1")(x, training=False), expected, atol=1e-6)
 
     capsys.readouterr()
     assert main(["weights", "list"]) == 0
-    assert "GroupNetResNet20  k2" in capsys.readouterr().out
+    assert "GroupNetResNet20  k1" in capsys.readouterr().out
     assert main(["weights", "evaluate", "--limit", "100"]) == 0
-    assert re.search(r"GroupNetResNet20 +k2 +[\d.]+% +[\d.]+% +100 ", capsys.readouterr().out)
+    assert re.search(r"GroupNetResNet20 +k1 +[\d.]+% +[\d.]+% +100 ", capsys.readouterr().out)
 
 
 @pytest.mark.parametrize("tag", ["/../../escape", "../up", "a b", "", "x" * 65, "-lead", "a..b"])

@@ -18,9 +18,10 @@ import tensorflow as tf
 from zoo import registry
 from zoo.io import ZooError
 from zoo.training import precision
+from zoo.training.extra_loss import ExtraLoss
 
 
-class Distiller(tf.keras.Model):
+class Distiller(ExtraLoss):
     """Trains `student` on a mix of the labels' cross-entropy (the compiled loss) and
     the KL divergence to `teacher`'s predictions; calling it calls the student.
 
@@ -30,49 +31,25 @@ class Distiller(tf.keras.Model):
         weight: the distillation loss' weight in [0, 1]; the cross-entropy gets 1 - weight.
     """
 
+    extra_name = "distillation"
+
     def __init__(self, student: tf.keras.Model, teacher: tf.keras.Model, weight: float = 1.0, **kwargs):
-        super().__init__(name=f"{student.name}_distilled", **kwargs)
-        self.student, self.teacher, self.weight = student, teacher, float(weight)
+        super().__init__(student, weight, name=f"{student.name}_distilled", **kwargs)
+        self.teacher = teacher
         teacher.trainable = False
-        # The epoch's means of the loss trained on and of its distillation part.
-        self.trackers = [tf.keras.metrics.Mean(name="loss"), tf.keras.metrics.Mean(name="distillation")]
-
-    @property
-    def metrics(self):
-        return [*self.trackers, *self.compiled_metrics.metrics]
-
-    def call(self, inputs, training=None):
-        return self.student(inputs, training=training)
 
     def divergence(self, soft: tf.Tensor, probabilities: tf.Tensor) -> tf.Tensor:
         """KL(soft || probabilities) of each example, in float32."""
         soft, probabilities = tf.cast(soft, tf.float32), tf.cast(probabilities, tf.float32)
         return tf.keras.losses.KLDivergence(reduction=tf.keras.losses.Reduction.NONE)(soft, probabilities)
 
-    def losses_of(self, x, y, training: bool):
-        """The loss of a batch, averaged over the global batch (as the compiled loss is
-        under tf.distribute); updates the metrics (the loss and its distillation part)."""
-        soft = self.teacher(x, training=False)
-        probabilities = self.student(x, training=training)
-        hard = self.compiled_loss(y, probabilities, regularization_losses=self.student.losses)
+    def extra(self, x, y, outputs):
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        distillation = tf.nn.compute_average_loss(self.divergence(soft, probabilities),
-                                                  global_batch_size=tf.shape(x)[0] * replicas)
-        loss = self.weight * distillation + (1.0 - self.weight) * hard
-        self.compiled_metrics.update_state(y, probabilities)
-        for tracker, value in zip(self.trackers, (loss, distillation)):
-            tracker.update_state(value * replicas)
-        return loss
+        return tf.nn.compute_average_loss(self.divergence(self.teacher(x, training=False), outputs[0]),
+                                          global_batch_size=tf.shape(x)[0] * replicas)
 
-    def train_step(self, data):
-        with tf.GradientTape() as tape:
-            loss = self.losses_of(*data[:2], training=True)
-        self.optimizer.minimize(loss, self.student.trainable_variables, tape=tape)
-        return {m.name: m.result() for m in self.metrics}
-
-    def test_step(self, data):
-        self.losses_of(*data[:2], training=False)
-        return {m.name: m.result() for m in self.metrics}
+    def mix(self, hard, extra):
+        return self.weight * extra + (1.0 - self.weight) * hard
 
 
 def load_teacher(teacher: str, input_shape, num_classes: int) -> tf.keras.Model:

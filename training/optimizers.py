@@ -1,5 +1,5 @@
 """Optimizers, learning-rate schedules and distribution strategies of the training tasks."""
-from typing import Sequence
+from typing import Sequence, Tuple
 
 import tensorflow as tf
 from zookeeper import Field, component
@@ -103,16 +103,21 @@ class Optimizer:
             "(e.g. optimizer.schedule=steps optimizer.decay_epochs=[10,15])."
         )
 
-    def build(self, steps_per_epoch: int, epochs: int) -> tf.keras.optimizers.Optimizer:
+    def build(self, steps_per_epoch: int, epochs: int,
+              multipliers: Sequence[Tuple[tf.Variable, float]] = ()) -> tf.keras.optimizers.Optimizer:
         """A fresh Keras optimizer with the stage's learning-rate schedule.
 
         Arguments:
             steps_per_epoch: optimizer steps per epoch.
             epochs: epochs of the stage.
+            multipliers: (variable, factor) pairs: the variable's learning rate (and
+                weight decay) is the factor times the schedule's (`PerVariableRates`);
+                empty: one rate for every variable.
 
         Returns:
             `tf.keras.optimizers.Adam` or `tf.keras.optimizers.SGD`, its learning rate
-            wrapped in `WarmUp` when `warmup_epochs > 0`.
+            wrapped in `WarmUp` when `warmup_epochs > 0`; with `multipliers` other than 1,
+            its `PerVariableRates` subclass.
 
         Raises:
             ValueError: `name` is neither "adam" nor "sgd", or `schedule` is unknown.
@@ -121,13 +126,70 @@ class Optimizer:
         if self.warmup_epochs > 0:
             lr = WarmUp(float(self.warmup_from), lr, int(self.warmup_epochs * steps_per_epoch))
         wd = float(self.weight_decay) or None
+        multipliers = [(v, float(m)) for v, m in multipliers if float(m) != 1.0]
+        extra = {"multipliers": multipliers} if multipliers else {}
         if self.name == "adam":
-            return tf.keras.optimizers.Adam(lr, weight_decay=wd)
+            return (ScaledAdam if multipliers else tf.keras.optimizers.Adam)(lr, weight_decay=wd, **extra)
         if self.name == "sgd":
-            return tf.keras.optimizers.SGD(
-                lr, momentum=float(self.momentum), nesterov=self.nesterov, weight_decay=wd
+            return (ScaledSGD if multipliers else tf.keras.optimizers.SGD)(
+                lr, momentum=float(self.momentum), nesterov=self.nesterov, weight_decay=wd, **extra
             )
         raise ValueError(f"Unknown optimizer {self.name!r}; use adam or sgd (optimizer.name=sgd).")
+
+
+class PerVariableRates:
+    """A Keras optimizer whose learning rate is scaled per variable, as PyTorch's
+    parameter groups (the Group-Net segmentation code's 10x rate for the head): the
+    update and the decoupled weight decay of a variable in `multipliers` use that factor
+    times the schedule's rate; every other variable uses the rate itself.
+
+    Keras reads `learning_rate` inside `update_step` and the weight decay of each
+    variable; this mixin scales it while one of those runs for a scaled variable.
+
+    Arguments:
+        multipliers: (variable, factor) pairs.
+    """
+
+    _factor = 1.0  # the factor of the variable being updated
+
+    def __init__(self, *args, multipliers: Sequence[Tuple[tf.Variable, float]], **kwargs):
+        super().__init__(*args, **kwargs)
+        self._factors = {self._var_key(v): float(m) for v, m in multipliers}
+
+    @property
+    def learning_rate(self):
+        rate = super().learning_rate
+        return rate if self._factor == 1.0 else rate * self._factor
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        tf.keras.optimizers.Optimizer.learning_rate.fset(self, value)
+
+    def update_step(self, gradient, variable):
+        self._factor = self._factors.get(self._var_key(variable), 1.0)
+        try:
+            return super().update_step(gradient, variable)
+        finally:
+            self._factor = 1.0
+
+    def _use_weight_decay(self, variable):
+        # Keras reads the learning rate right after asking this, for this variable.
+        self._factor = self._factors.get(self._var_key(variable), 1.0)
+        return super()._use_weight_decay(variable)
+
+    def _apply_weight_decay(self, variables):
+        try:
+            return super()._apply_weight_decay(variables)
+        finally:
+            self._factor = 1.0
+
+
+class ScaledAdam(PerVariableRates, tf.keras.optimizers.Adam):
+    """Adam with per-variable learning-rate factors (`PerVariableRates`)."""
+
+
+class ScaledSGD(PerVariableRates, tf.keras.optimizers.SGD):
+    """SGD with per-variable learning-rate factors (`PerVariableRates`)."""
 
 
 @tf.keras.utils.register_keras_serializable(package="zoo")

@@ -34,11 +34,10 @@ from zoo.io import (
     save_model,
     write_json,
 )
-from zoo.models.fcos import FCOSTargets
 from zoo.registry import ModelSpec
 from zoo.training import precision, runs
 from zoo.training.callbacks import Backup, EpochTimer, HistoryLogger
-from zoo.training.datasets import FashionMNIST, FashionMNISTScenes
+from zoo.training.datasets import FashionMNIST
 from zoo.training.distillation import Distiller, load_teacher
 from zoo.training.evaluation import batches, dataset_options
 from zoo.training.optimizers import Optimizer, make_strategy
@@ -187,11 +186,8 @@ class TrainTask:
         validation, _ = self.data("validation", training=False)
         steps = self.steps_per_epoch or math.ceil(n_train / self.batch_size)
         with strategy.scope():
-            trained = model
-            if self.teacher:
-                teacher = load_teacher(self.teacher, self.dataset.input_shape, self.dataset.num_classes)
-                trained = Distiller(model, teacher, self.distill_weight)
-            trained.compile(optimizer=optimizer.build(steps, epochs),
+            trained = self.training_model(model, attr)
+            trained.compile(optimizer=optimizer.build(steps, epochs, self.rate_multipliers(trained, attr)),
                             loss=self.loss_function(model),
                             metrics=self.kind.training_metrics(self.dataset.num_classes))
         if init_weights is not None and not (stage_dir / "backup").exists():
@@ -220,6 +216,18 @@ class TrainTask:
         save_model(model, stage_dir / "model.h5", weights_only=False)
         write_json(stage_dir / "stage.json", {"epochs": epochs})
         return model
+
+    def training_model(self, model: tf.keras.Model, attr: str) -> tf.keras.Model:
+        """What a stage fits: `model`, or a `Distiller` of it with a `teacher`."""
+        if not self.teacher:
+            return model
+        teacher = load_teacher(self.teacher, self.dataset.input_shape, self.dataset.num_classes)
+        return Distiller(model, teacher, self.distill_weight)
+
+    def rate_multipliers(self, trained: tf.keras.Model, attr: str) -> list:
+        """(variable, factor) pairs of variables with their own learning rate
+        (`Optimizer.build`); none here."""
+        return []
 
     def in_float32(self, model: tf.keras.Model, attr: str) -> tf.keras.Model:
         """`model` itself when it computes in float32 in one process; else the same model
@@ -361,42 +369,3 @@ class TrainTask:
             "versions": runs.versions(),
             **complexity(model).as_dict(),
         }
-
-
-class SegmentationTask(TrainTask):
-    """Semantic segmentation's defaults, for the 96x96 Fashion-MNIST scenes: batch 32,
-    Adam lr 1e-3 with the "poly" (power 0.9) decay of the Group-Net recipe, no weight
-    decay. The paper's VOC recipe (from an ImageNet backbone) is `dataset=VocSegmentation
-    optimizer.learning_rate=1e-4 optimizer.weight_decay=1e-4 batch_size=16 epochs=50`;
-    its 10x learning rate of the head is not implemented (one optimizer for every weight).
-
-    References:
-        - Zhuang et al., Group-Net, CVPR 2019, Section 5; official segmentation code.
-    """
-
-    dataset = ComponentField(FashionMNISTScenes)
-    batch_size = Field(32)
-    shuffle_buffer = Field(20_000)
-    optimizer = ComponentField(Optimizer, name="adam", learning_rate=1e-3, schedule="poly")
-
-
-class DetectionTask(TrainTask):
-    """Object detection's defaults, for the Fashion-MNIST scenes: Adam lr 1e-3, linear
-    decay, batch 32 (FCOS' own is SGD lr 0.01 with batch 16 on COCO, for a
-    full-precision ResNet-50). The loss is `FCOSLoss` on targets made for the model's
-    levels (`FCOSTargets`); mAP needs decoding, so it is measured on the test split at
-    the end only.
-    """
-
-    dataset = ComponentField(FashionMNISTScenes)
-    batch_size = Field(32)
-    shuffle_buffer = Field(20_000)
-    model_fields = {"decode": False}  # trains on the raw predictions
-
-    def data(self, split: str, training: bool) -> tuple:
-        return batches(self.dataset, split, training, self.batch_size, FCOSTargets(self.dataset, self.model),
-                       self.shuffle_buffer, self.seed)
-
-
-# The task every model of a kind trains with unless its variant names a recipe.
-KIND_TASKS = {"classification": TrainTask, "segmentation": SegmentationTask, "detection": DetectionTask}

@@ -13,7 +13,8 @@ from typing import Dict
 from zookeeper import ComponentField, task
 
 from zoo import registry
-from zoo.training.tasks import KIND_TASKS, TrainTask
+from zoo.training.kind_tasks import KIND_TASKS
+from zoo.training.tasks import TrainTask
 
 RECIPES: Dict[str, type] = {}
 

@@ -7,9 +7,10 @@ References:
 from zookeeper import ComponentField, Field
 
 from zoo.training.datasets import ImageNet
+from zoo.training.kind_tasks import DetectionTask, SegmentationTask
 from zoo.training.optimizers import Optimizer
 from zoo.training.recipes import recipe
-from zoo.training.tasks import DetectionTask, SegmentationTask, TrainTask
+from zoo.training.tasks import TrainTask
 
 
 @recipe("groupnet_small")

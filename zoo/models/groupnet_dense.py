@@ -28,8 +28,8 @@ Where this module differs from the official code, on purpose:
   with +1, like every binary convolution of the backbone; the official ASPP uses
   DoReFa's {0, 1} activations with zero padding, which Larq Compute Engine cannot run
   as binary convolutions;
-- no auxiliary FCN loss on the third stage (the official training flag `--aux` is off
-  by default).
+- training's auxiliary FCN loss and the head's 10x learning rate are the segmentation
+  task's settings (`SegmentationTask`, `auxiliary_head`, `backbone_variables`).
 
 The small variants trained here on Fashion-MNIST scenes (96x96) use the ResNet-20
 layout as backbone with a stride-2 stem (`backbone_options={"stem_strides": 2}`), so
@@ -75,6 +75,20 @@ DENSE_DOC = """
     `output_stride` is the backbone's stride: later stages are dilated, each base at
     its own rate (`dilation_rates`, default `bpac_rates`); None keeps the classifier's.
 """
+
+
+# The official FCNHead's dropout rate (its `nn.Dropout2d(0.1)`).
+FCN_DROPOUT = 0.1
+
+
+def fcn_head(x: tf.Tensor, num_classes: int, dropout: float, prefix: str, logits: str) -> tf.Tensor:
+    """The official `FCNHead`, full precision: 3x3 conv (C/4) -> BN -> ReLU -> dropout ->
+    1x1 conv to the classes; its layers are named `prefix`_conv, ... and `logits`."""
+    x = tf.keras.layers.Conv2D(x.shape[-1] // 4, 3, padding="same", use_bias=False, name=f"{prefix}_conv")(x)
+    x = batch_norm(f"{prefix}_bn")(x)
+    x = tf.keras.layers.ReLU(name=f"{prefix}_relu")(x)
+    x = tf.keras.layers.SpatialDropout2D(dropout, name=f"{prefix}_dropout")(x)
+    return tf.keras.layers.Conv2D(num_classes, 1, name=logits)(x)
 
 
 @tf.keras.utils.register_keras_serializable(package="zoo")
@@ -146,6 +160,28 @@ class GroupNetDenseFactory(ModelFactory):
     def head(self, x: tf.Tensor, num_classes: int) -> tf.Tensor:
         raise NotImplementedError
 
+    def stage_output(self, model: tf.keras.Model, stage: int) -> tf.Tensor:
+        """The output of one backbone stage in `model` (a Python index: -1 the last)."""
+        blocks = self.backbone_factory().blocks
+        s = range(1, len(blocks) + 1)[stage]
+        return model.get_layer(f"stage{s}_block{blocks[s - 1]}_aggregate").output
+
+    def backbone_variables(self, model: tf.keras.Model) -> list:
+        """The backbone's trainable variables in `model`: those its last stage's output
+        depends on. The rest (the head, a skip, ASPP) are the head's."""
+        return tf.keras.Model(model.inputs, self.stage_output(model, -1)).trainable_variables
+
+    def auxiliary_head(self, model: tf.keras.Model) -> tf.keras.Model:
+        """The auxiliary head of the official segmentation training (`--aux`): an FCN
+        head on the stage before the last, upsampled to the input size, softmax; a model
+        from `model`'s inputs, sharing its layers. PyTorch-Encoding's is
+        `FCNHead(1024, classes)` on ResNet stage 3, so it runs with ResNet-50 only (the
+        ResNet-18 and -34 stage has 256 channels); here it takes the stage's own width."""
+        x = fcn_head(self.stage_output(model, -2), model.output_shape[-1], FCN_DROPOUT, "aux", "aux_logits")
+        x = ResizeLike(name="aux_upsample")([x, model.inputs[0]])
+        x = tf.keras.layers.Activation("softmax", dtype="float32", name="aux_predictions")(x)
+        return tf.keras.Model(model.inputs, x)
+
     def top(self, x: tf.Tensor, num_classes: int, image: tf.Tensor) -> tf.Tensor:
         """The head, upsampled bilinearly to the input size, then a per-pixel softmax."""
         x = self.head(x, num_classes)
@@ -210,7 +246,7 @@ class FCNFactory(GroupNetDenseFactory):
     no FCN-16s and the paper does not say where its skip joins: this is FCN's.
     """
 
-    dropout: float = Field(0.1)
+    dropout: float = Field(FCN_DROPOUT)
     skip: bool = Field(False)
     variant_fields = (*GroupNetDenseFactory.variant_fields, "skip")
     variant_fields_added = {"skip": False}
@@ -226,13 +262,8 @@ class FCNFactory(GroupNetDenseFactory):
         return last
 
     def head(self, x: tf.Tensor, num_classes: int) -> tf.Tensor:
-        """Full precision: 3x3 conv (C/4) -> BN -> ReLU -> dropout -> 1x1 conv to classes
-        [+ the skip's scores]."""
-        x = tf.keras.layers.Conv2D(x.shape[-1] // 4, 3, padding="same", use_bias=False, name="head_conv")(x)
-        x = batch_norm("head_bn")(x)
-        x = tf.keras.layers.ReLU(name="head_relu")(x)
-        x = tf.keras.layers.SpatialDropout2D(self.dropout, name="head_dropout")(x)
-        x = tf.keras.layers.Conv2D(num_classes, 1, name="logits")(x)
+        """The FCN head (`fcn_head`) [+ the skip's scores]."""
+        x = fcn_head(x, num_classes, self.dropout, "head", "logits")
         if not self.skip:
             return x
         scores = tf.keras.layers.Conv2D(num_classes, 1, kernel_initializer="zeros", name="skip_logits")(
