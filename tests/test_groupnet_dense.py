@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from helpers import randomize_batch_norm
+from zookeeper import configure
 
 import zoo
 from zoo.blocks import GroupedQuantConv2D
@@ -142,8 +143,6 @@ def test_deeplab_has_k_binary_convolutions_per_backbone_layer_and_aspp_branch():
 
 # -- training ------------------------------------------------------------------------------
 def scenes(**fields):
-    from zookeeper import configure
-
     from zoo.training.datasets import FashionMNISTScenes
 
     dataset = FashionMNISTScenes()
@@ -271,7 +270,7 @@ def test_a_variables_rate_and_weight_decay_are_its_multiplier_times_the_schedule
 
     a, b = tf.Variable([1.0, -2.0, 0.5]), tf.Variable([3.0, 0.5, -1.0])
     optimizer = Optimizer()
-    configure_(optimizer, {"name": name, "learning_rate": 0.01, "schedule": "linear", "weight_decay": decay,
+    configure(optimizer, {"name": name, "learning_rate": 0.01, "schedule": "linear", "weight_decay": decay,
                            "momentum": 0.0})
     built = optimizer.build(10, 1, [(a, 1.0), (b, 10.0)])
     (da, db), grads, before = one_step(built, [a, b])
@@ -281,18 +280,12 @@ def test_a_variables_rate_and_weight_decay_are_its_multiplier_times_the_schedule
     assert float(built.learning_rate) == pytest.approx(0.01)  # the rate of the step, reported unscaled
 
 
-def configure_(component, conf):
-    from zookeeper import configure
-
-    configure(component, conf)
-
-
 def test_the_head_learns_at_head_lr_multiplier_times_the_backbones_rate():
     """The head, FCN-16s' skip and the auxiliary head at 10x; every backbone weight at 1x."""
     from zoo.training.recipes import TrainGroupNetFCN16s
 
     task = TrainGroupNetFCN16s()
-    configure_(task, {"model.num_bases": 1, "head_lr_multiplier": 10, "aux_weight": 0.2,
+    configure(task, {"model.num_bases": 1, "head_lr_multiplier": 10, "aux_weight": 0.2,
                       "optimizer.name": "sgd", "optimizer.momentum": 0.0, "optimizer.schedule": "constant"})
     trained = task.training_model(task.model, "model")
     factors = {v.name: f for v, f in task.rate_multipliers(trained, "model")}
@@ -312,8 +305,8 @@ def test_head_lr_multiplier_is_the_official_10_on_voc_and_1_on_the_scenes():
     from zoo.training.recipes import TrainGroupNetDeepLab
 
     scenes_task, voc_task = TrainGroupNetDeepLab(), TrainGroupNetDeepLab()
-    configure_(scenes_task, {})
-    configure_(voc_task, {"dataset": "VocSegmentation"})
+    configure(scenes_task, {})
+    configure(voc_task, {"dataset": "VocSegmentation"})
     assert (scenes_task.head_lr_multiplier, voc_task.head_lr_multiplier) == (1.0, 10.0)
     assert scenes_task.aux_weight == voc_task.aux_weight == 0.0  # the official --aux is off
 
