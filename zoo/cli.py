@@ -94,7 +94,7 @@ def evaluate_command(target: str, weights, dataset: Optional[str], batch_size: i
 
 
 def export_command(model: str, weights, out: str, input_shape, num_classes, num_images: int, threads: int,
-                   format: str, precision: str) -> None:
+                   format: str, precision: str, float_baseline: bool = True) -> None:
     """Convert MODEL (Larq Compute Engine or OpenVINO), write OUT and print the checks."""
     from zoo import registry
     from zoo.deployment import export
@@ -107,7 +107,7 @@ def export_command(model: str, weights, out: str, input_shape, num_classes, num_
         click.echo(f"{spec.name}: exporting the raw predictions (decode=False); decode them with "
                    "zoo.models.groupnet_fcos.FCOSDecode.")
     images, source = sample_images(built.input_shape[1:], num_images)
-    report = export(built, out, images, format, threads, precision)
+    report = export(built, out, images, format, threads, precision, float_baseline)
     click.echo(f"{spec.name} ({f'weights={weights}' if weights else 'random weights'}), input "
                f"{'x'.join(map(str, built.input_shape[1:]))}; parity on {source}")
     click.echo(report.summary())
@@ -267,9 +267,13 @@ def build_cli() -> click.Group:
     @click.option("--images", "num_images", default=100, type=int, show_default=True,
                   help="Fashion-MNIST test images to compare the outputs on.")
     @click.option("--threads", default=1, type=int, show_default=True, help="Inference threads.")
-    def _export(model, weights, out, format_, precision, input_shape, num_classes, num_images, threads):
+    @click.option("--float-baseline/--no-float-baseline", default=True, show_default=True,
+                  help="Also convert the network in float, to compare the sizes (the slower of the two conversions).")
+    def _export(model, weights, out, format_, precision, input_shape, num_classes, num_images, threads,
+                float_baseline):
         """Convert MODEL (Larq Compute Engine or OpenVINO) and check the file against Keras."""
-        export_command(model, weights, out, _shape(input_shape), num_classes, num_images, threads, format_, precision)
+        export_command(model, weights, out, _shape(input_shape), num_classes, num_images, threads, format_, precision,
+                       float_baseline)
 
     @cli.command("robustness")
     @click.argument("model")
