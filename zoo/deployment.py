@@ -214,7 +214,7 @@ def export(model: tf.keras.Model, path, images: Optional[np.ndarray] = None, for
         precision: OpenVINO's float part in the comparison, "auto", "f32" or "bf16" (`deploy`).
         float_baseline: also convert the network in float, for the size comparison
             (`ExportReport.float_size`); False skips that second conversion, which takes
-            longer than the binary one (measured: BiRealNet20, 37 s against 21 s).
+            longer than the binary one.
 
     Returns:
         An `ExportReport`: sizes, op counts, binary layers that fell back to float,
