@@ -21,6 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402,I001
 
 from zoo.training.precision import interleaved  # noqa: E402,F401  (zoo first: it picks tf.keras; one timing loop)
+from zoo import stack  # noqa: E402
 
 # ZOO_BENCH_RESULTS sends a trial run's files elsewhere (the committed ones are the docs').
 RESULTS = Path(os.environ.get("ZOO_BENCH_RESULTS") or Path(__file__).resolve().parent / "results")
@@ -48,14 +49,6 @@ def median(values: Sequence[float]) -> float:
 
 def machine() -> dict:
     """The machine and software the numbers were measured on."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     import larq
     import larq_compute_engine
 
@@ -66,7 +59,7 @@ def machine() -> dict:
     except ImportError:
         openvino_version = None
     return {
-        "cpu": cpu,
+        "cpu": stack.cpu_model(),
         "cores": os.cpu_count(),
         "system": f"{platform.system()} {platform.release()}",
         "python": sys.version.split()[0],

@@ -159,9 +159,9 @@ def test_bad_input_is_named(call, message, tmp_path):
 
 
 def test_auto_precision_is_bf16_only_where_the_cpu_has_amx(monkeypatch):
-    monkeypatch.setattr(openvino_ir, "_cpu_flags", lambda: {"avx512f", "avx512_bf16"})
+    monkeypatch.setattr("zoo.stack.cpu_flags", lambda: {"avx512f", "avx512_bf16"})
     assert openvino_ir.resolve_precision("auto") == "f32"
-    monkeypatch.setattr(openvino_ir, "_cpu_flags", lambda: {"avx512f", "amx_bf16", "amx_tile"})
+    monkeypatch.setattr("zoo.stack.cpu_flags", lambda: {"avx512f", "amx_bf16", "amx_tile"})
     assert openvino_ir.resolve_precision("auto") == "bf16"
 
 

@@ -87,7 +87,7 @@ def command_line() -> str:
 
 
 def machine() -> str:
-    return (f"{platform.machine()}, {os.cpu_count()} CPU cores, "
+    return (f"{stack.cpu_model()} ({platform.machine()}), {os.cpu_count()} CPU cores, "
             f"{len(tf.config.list_physical_devices('GPU'))} GPUs")
 
 

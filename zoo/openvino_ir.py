@@ -38,6 +38,7 @@ import larq as lq
 import numpy as np
 import tensorflow as tf
 
+from zoo import stack
 from zoo.complexity import binary_convolutions, binary_layers
 
 BINARY_OP = "BinaryConvolution"
@@ -64,16 +65,6 @@ def openvino():
     return ov
 
 
-def _cpu_flags() -> set:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
 def resolve_precision(precision: str = "auto") -> str:
     """The float part's inference precision: "f32" or "bf16".
 
@@ -87,7 +78,7 @@ def resolve_precision(precision: str = "auto") -> str:
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}.")
     if precision == "auto":
-        return "bf16" if "amx_bf16" in _cpu_flags() else "f32"
+        return "bf16" if "amx_bf16" in stack.cpu_flags() else "f32"
     if precision == "bf16" and "BF16" not in openvino().Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
         raise ValueError("precision='bf16' needs a CPU with AVX-512 BF16 or AMX; this one has neither: use 'f32'.")
     return precision

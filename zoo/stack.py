@@ -73,13 +73,25 @@ def numerics() -> str:
     return f"TensorFlow {tensorflow_version()}, {platform.machine()}{' ' + isa if isa else ''}"
 
 
-def cpu_flags() -> set:
-    """The CPU's feature flags (Linux' /proc/cpuinfo; empty elsewhere)."""
+def cpuinfo(key: str) -> str:
+    """The first `key` line's value in Linux' /proc/cpuinfo ("" elsewhere)."""
     try:
         with open("/proc/cpuinfo") as info:
-            return set(next((line for line in info if line.startswith("flags")), "").split()[2:])
+            line = next((line for line in info if line.split(":")[0].strip() == key), "")
     except OSError:
-        return set()
+        return ""
+    return line.split(":", 1)[-1].strip()
+
+
+def cpu_flags() -> set:
+    """The CPU's feature flags (empty where /proc/cpuinfo is not)."""
+    return set(cpuinfo("flags").split())
+
+
+def cpu_model() -> str:
+    """The CPU's name, e.g. "AMD EPYC" (else what `platform` knows): a time measured here
+    depends on it."""
+    return cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def onednn() -> bool:
