@@ -1,7 +1,8 @@
 """Accuracy under one training budget: several `zoo` training runs, one table.
 
 Each suite is a list of runs (a training task and its overrides). Every run gets the
-same dataset, epochs, batch size and seed; the runs are done with the `zoo` command
+same dataset, epochs, batch size and seed (each of `--seeds`: every run once per seed,
+then the mean per run); the runs are done with the `zoo` command
 (so they resume where they stopped, and a finished run is not trained again), and the
 table is read from their metrics.json and written to benchmarks/results/<suite>.json.
 
@@ -10,6 +11,7 @@ table is read from their metrics.json and written to benchmarks/results/<suite>.
     .venv/bin/python benchmarks/train_table.py groupnet_bases --epochs 2
     .venv/bin/python benchmarks/train_table.py groupnet_dense --dataset FashionMNISTScenes \
         --epochs 4 --batch-size 32
+    .venv/bin/python benchmarks/train_table.py precision --epochs 4 --seeds 0 1 2
 
 Suites:
     irnet_ablation   IRNetResNet20 with and without Libra-PB and EDE (IR-Net, Table 1 style)
@@ -27,7 +29,9 @@ Suites:
                      accuracy, within 0.3 points, is issue 20's bar)
 """
 import argparse
+import itertools
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -76,17 +80,17 @@ SUITES = {  # suite -> [(label, run folder, task, overrides)]
     ],
 }
 
-def run_suite(suite: str, dataset: str, epochs: int, batch_size: int, runs: Path) -> dict:
+def run_suite(suite: str, dataset: str, epochs: int, batch_size: int, runs: Path, seeds=(0,)) -> dict:
     zoo = str(Path(sys.executable).with_name("zoo"))
     rows = []
-    for label, folder, task, overrides in SUITES[suite]:
-        out = runs / suite / folder
+    for seed, (label, folder, task, overrides) in itertools.product(seeds, SUITES[suite]):
+        out = runs / suite / (f"{folder}-seed{seed}" if seed else folder)  # seed 0: the task's default
         command = [zoo, task, f"dataset={dataset}", f"epochs={epochs}", f"batch_size={batch_size}",
-                   *overrides, "progress_bar=False", f"output_dir={out}"]
+                   *overrides, *([f"seed={seed}"] if seed else []), "progress_bar=False", f"output_dir={out}"]
         print("$", " ".join(command[1:]), flush=True)
         subprocess.run(command, check=True)
         m = json.loads((out / "metrics.json").read_text())
-        rows.append({"label": label, "task": task, "overrides": overrides,
+        rows.append({"label": label, "task": task, "overrides": overrides, "seed": seed,
                      **{metric.key: m[metric.key] for metric in registry.get(m["model"]).kind.scores[:2]},
                      **{k: m[k] for k in ("model", "wall_time_seconds", "bops", "flops", "ops", "memory_mbit",
                                           "command", "git_commit")}})
@@ -110,6 +114,16 @@ def table(result: dict) -> str:
             f"{r['ops']:.3g} | "
             f"{r['memory_mbit']:.2f} | {r['wall_time_seconds'] / 60:.1f} min | `{r['command']}` |"
         )
+    seeds = sorted({r.get("seed", 0) for r in result["rows"]})
+    if len(seeds) > 1:
+        lines += ["", f"Mean over seeds {', '.join(map(str, seeds))}:", "", "| run | score | train time |",
+                  "|---|---|---|"]
+        for label in dict.fromkeys(r["label"] for r in result["rows"]):
+            same = [r for r in result["rows"] if r["label"] == label]
+            headline = registry.get(same[0]["model"]).kind.scores[0]
+            lines.append(f"| {label} | {headline.name} {statistics.mean(r[headline.key] for r in same):.2%} "
+                         f"({', '.join(f'{r[headline.key]:.2%}' for r in same)}) | "
+                         f"{statistics.mean(r['wall_time_seconds'] for r in same) / 60:.1f} min |")
     return "\n".join(lines)
 
 
@@ -119,9 +133,10 @@ def main() -> int:
     parser.add_argument("--dataset", default="FashionMNIST")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="train every run once per seed")
     parser.add_argument("--runs", type=Path, default=Path("runs"))
     args = parser.parse_args()
-    result = run_suite(args.suite, args.dataset, args.epochs, args.batch_size, args.runs)
+    result = run_suite(args.suite, args.dataset, args.epochs, args.batch_size, args.runs, args.seeds)
     out = Path(__file__).parent / "results" / f"{args.suite}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".json.tmp")
