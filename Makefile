@@ -26,9 +26,11 @@ ZOO    := $(BIN)/zoo
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 # Two pytest-xdist workers, a test file each (its fixtures, such as the built docs site,
-# stay in one process): about half the wall time of one process on 2 cores.
+# stay in one process): about half the wall time of one process on 2 cores. The files go
+# in the order of their names (`--no-loadscope-reorder`): xdist's own order starts the
+# files with the most tests first, and those are the heaviest ones, each slower beside another.
 PYTEST_WORKERS ?= 2
-PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
+PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 .PHONY: install data browser demo docs bench test test-fast clean
 

@@ -198,6 +198,9 @@ def test_ctrl_c_during_a_download_leaves_no_part_file(server, cache):
 
     # Ctrl-C while bytes dribble in: a real SIGINT to the main thread, which interrupts its
     # blocking read (`_thread.interrupt_main` sets a flag only, seen when the read returns).
+    # Python's own handler, as at a terminal: a process started in the background by a
+    # shell without job control (`nohup make test &`) inherits SIGINT ignored.
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.5, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT))
     timer.start()
     try:
@@ -205,6 +208,7 @@ def test_ctrl_c_during_a_download_leaves_no_part_file(server, cache):
             weights.download(f"{base}/slow/model.h5", cache / "slow" / "model.h5", sha(GOOD), timeout=5)
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, handler)
     assert files(cache) == []
 
 
