@@ -69,7 +69,9 @@ class FusedMagnitudeAwareSign(lq.quantizers.MagnitudeAwareSign):
     """Larq's `magnitude_aware_sign` (Bi-Real Net's weights), its backward pass fused."""
 
     def call(self, inputs):
-        scale = tf.stop_gradient(tf.reduce_mean(tf.abs(inputs), axis=list(range(len(inputs.shape) - 1))))
+        # In float32 under a mixed policy too, as GroupNetWeightSign's: a bfloat16 sum stalls.
+        axes = list(range(len(inputs.shape) - 1))
+        scale = tf.stop_gradient(tf.cast(tf.reduce_mean(tf.abs(tf.cast(inputs, tf.float32)), axis=axes), inputs.dtype))
         return lq.quantizers.Quantizer.call(self, scale * _ste_sign(inputs, self.clip_value))
 
 

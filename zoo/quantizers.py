@@ -311,7 +311,9 @@ class GroupNetWeightSign(lq.quantizers.Quantizer):
                 )
             # Group g is output channels [g C/K, (g + 1) C/K), a grouped convolution's layout.
             sliced = tf.reshape(w, [-1, groups, channels // groups])
-            scale = tf.reduce_mean(tf.abs(sliced), axis=[0, 2], keepdims=True)
+            # The mean in float32 under a mixed policy too: a bfloat16 sum of thousands
+            # of |w| stops growing near 64 (its spacing there exceeds each |w|).
+            scale = tf.cast(tf.reduce_mean(tf.abs(tf.cast(sliced, tf.float32)), axis=[0, 2], keepdims=True), w.dtype)
             binary = tf.reshape(lq.math.sign(sliced) * scale, tf.shape(w))
             return binary, lambda dy: dy
 
