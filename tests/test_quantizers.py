@@ -113,15 +113,15 @@ def test_fused_quantizers_give_larqs_values_and_gradients_bit_for_bit(name, dtyp
     assert np.count_nonzero(g) and np.count_nonzero(g != upstream)  # the clip (or slope) acted
 
 
-@pytest.mark.parametrize("quantizer", [fused.FusedMagnitudeAwareSign(dtype=BF16),
-                                       quantizers.GroupNetWeightSign(groups=2, dtype=BF16)], ids=["bireal", "groupnet"])
-def test_a_weight_scale_under_bfloat16_is_float32s_rounded(quantizer):
+@pytest.mark.parametrize("quantizer, scales", [(fused.FusedMagnitudeAwareSign(dtype=BF16), 4),
+                                               (quantizers.GroupNetWeightSign(groups=2, dtype=BF16), 2)],
+                         ids=["bireal", "groupnet"])
+def test_a_weight_scale_under_bfloat16_is_float32s_rounded(quantizer, scales):
     # 2,304 weights per scale: a bfloat16 sum of their |w| would stop near 64 (a third of it).
     kernel = np.random.default_rng(0).uniform(-0.15, 0.15, (3, 3, 256, 4)).astype("float32")
     ours = tf.cast(quantizer(kernel), tf.float32).numpy()
-    scale = np.abs(kernel).reshape(-1, 2, 2).mean(axis=(0, 2)) if quantizer.name.startswith("group") else \
-        np.abs(kernel).reshape(-1, 4).mean(axis=0)
-    np.testing.assert_allclose(np.abs(ours).reshape(-1, 4).max(axis=0), np.repeat(scale, 4 // scale.size), rtol=1e-2)
+    scale = np.abs(kernel).reshape(-1, scales, 4 // scales).mean(axis=(0, 2))  # one per slice of the last axis
+    np.testing.assert_allclose(np.abs(ours).reshape(-1, 4).max(axis=0), np.repeat(scale, 4 // scales), rtol=1e-2)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])

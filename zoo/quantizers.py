@@ -26,7 +26,7 @@ from typing import Optional
 import larq as lq
 import tensorflow as tf
 
-from zoo.fused import fused_backward, fusing, sign_with_backward
+from zoo.fused import fused_backward, fusing, mean_abs, sign_with_backward
 
 
 @lq.utils.register_alias("clip")
@@ -311,9 +311,7 @@ class GroupNetWeightSign(lq.quantizers.Quantizer):
                 )
             # Group g is output channels [g C/K, (g + 1) C/K), a grouped convolution's layout.
             sliced = tf.reshape(w, [-1, groups, channels // groups])
-            # The mean in float32 under a mixed policy too: a bfloat16 sum of thousands
-            # of |w| stops growing near 64 (its spacing there exceeds each |w|).
-            scale = tf.cast(tf.reduce_mean(tf.abs(tf.cast(sliced, tf.float32)), axis=[0, 2], keepdims=True), w.dtype)
+            scale = mean_abs(sliced, axis=[0, 2], keepdims=True)
             binary = tf.reshape(lq.math.sign(sliced) * scale, tf.shape(w))
             return binary, lambda dy: dy
 
