@@ -37,16 +37,22 @@ def batches(
     if limit is not None:
         data, count = data.take(limit), min(count, limit)
     if training:
-        data = data.shuffle(min(count, shuffle_buffer), seed=seed).repeat()
-        # Each example's augmentation seed: the run's seed and its place in the stream.
-        data = data.enumerate().map(lambda i, example: {**example, SEED: tf.stack([tf.cast(seed, tf.int64), i])})
-    num_classes = dataset.num_classes
-    data = data.map(lambda example: pairs(example, training), tf.data.AUTOTUNE)
+        data = data.shuffle(min(count, shuffle_buffer), seed=seed).repeat().enumerate()
+
+        def pair(i, example):  # each example's augmentation seed: the run's seed and its place in the stream
+            return pairs({**example, SEED: tf.stack([tf.cast(seed, tf.int64), i])}, training)
+    else:
+        def pair(example):
+            return pairs(example, training)
+    # One map per example, the rest on whole batches: each per-example map costs CPU time
+    # that the training step would use (input_pipeline.py in benchmarks/ measures it).
+    data = data.map(pair, tf.data.AUTOTUNE).batch(batch_size)
     if one_hot:
-        data = data.map(lambda x, y: (x, tf.one_hot(y, num_classes)), tf.data.AUTOTUNE)
+        num_classes = dataset.num_classes
+        data = data.map(lambda x, y: (x, tf.one_hot(y, num_classes)))
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return data.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(options), count
+    return data.prefetch(tf.data.AUTOTUNE).with_options(options), count
 
 
 def make_dataset(name: str, options: Optional[dict] = None) -> Dataset:
