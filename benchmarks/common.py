@@ -43,6 +43,24 @@ def train_step(model: tf.keras.Model, x: tf.Tensor, y: tf.Tensor) -> Callable[[]
     return lambda: float(step(x, y).numpy())
 
 
+def timing_arguments(parser, warmup: int, steps: int, rounds: int) -> None:
+    """Adds --warmup, --steps and --rounds (of `interleaved`) with these defaults."""
+    parser.add_argument("--warmup", type=int, default=warmup, help="untimed calls per contender")
+    parser.add_argument("--steps", type=int, default=steps, help="timed calls per contender and round")
+    parser.add_argument("--rounds", type=int, default=rounds)
+
+
+def parse_timed(parser, **at_least_one: str):
+    """`parser.parse_args()`, stopping with a message unless --steps, --rounds and the
+    options `at_least_one` names (attribute=option) are >= 1 and --warmup >= 0."""
+    args = parser.parse_args()
+    counts = {"--steps": args.steps, "--rounds": args.rounds,
+              **{option: getattr(args, name) for name, option in at_least_one.items()}}
+    if min(counts.values()) < 1 or args.warmup < 0:
+        parser.error(f"{', '.join(counts)} must be >= 1, --warmup >= 0")
+    return args
+
+
 def median(values: Sequence[float]) -> float:
     return statistics.median(values)
 

@@ -17,7 +17,7 @@ import sys
 
 import numpy as np
 import tensorflow as tf  # noqa: E402
-from common import interleaved, median, table, train_step, write_result
+from common import interleaved, median, parse_timed, table, timing_arguments, train_step, write_result
 
 import zoo  # noqa: E402
 
@@ -33,12 +33,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--steps", type=int, default=5, help="timed steps per model and round")
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per model")
-    args = parser.parse_args()
-    if min(args.batch_size, args.steps, args.rounds, args.warmup + 1) < 1 or args.image_size < 32:
-        parser.error("--batch-size, --steps and --rounds must be >= 1, --warmup >= 0, --image-size >= 32")
+    timing_arguments(parser, warmup=2, steps=5, rounds=2)
+    args = parse_timed(parser, batch_size="--batch-size")
+    if args.image_size < 32:
+        parser.error(f"--image-size must be >= 32, not {args.image_size}")
 
     shape = (args.image_size, args.image_size, 3)
     rng = np.random.default_rng(0)

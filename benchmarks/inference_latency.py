@@ -34,7 +34,7 @@ from pathlib import Path
 import larq as lq  # noqa: E402
 import numpy as np
 import tensorflow as tf  # noqa: E402
-from common import interleaved, median, table, write_result
+from common import interleaved, median, parse_timed, table, timing_arguments, write_result
 
 THREADS = (1, 2)
 MODELS = ("BiRealNet18", "IRNetResNet18", "GroupNetResNet18", "GroupNetFCN")
@@ -161,12 +161,8 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="*", default=list(MODELS))
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=5, help="timed runs per contender and round")
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    if min(args.steps, args.rounds) < 1 or args.warmup < 0:
-        parser.error("--steps and --rounds must be >= 1, --warmup >= 0")
+    timing_arguments(parser, warmup=2, steps=5, rounds=3)
+    args = parse_timed(parser)
     start = time.time()
     result = {
         "what": "batch 1, default input, median latency over interleaved rounds",

@@ -21,7 +21,7 @@ import time
 from functools import partial
 
 import tensorflow as tf  # noqa: E402  (after common, which quiets TensorFlow's logging)
-from common import interleaved, machine, median, table, write_result
+from common import interleaved, machine, median, parse_timed, table, timing_arguments, write_result
 
 BATCH = 128
 
@@ -55,12 +55,8 @@ def fed_step(model: tf.keras.Model, data: tf.data.Dataset):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=10, help="timed steps per contender and round")
-    parser.add_argument("--rounds", type=int, default=4)
-    args = parser.parse_args()
-    if min(args.steps, args.rounds) < 1 or args.warmup < 0:
-        parser.error("--steps and --rounds must be >= 1, --warmup >= 0")
+    timing_arguments(parser, warmup=3, steps=10, rounds=4)
+    args = parse_timed(parser)
 
     import zoo
     from zoo import registry

@@ -24,7 +24,7 @@ import sys
 
 import numpy as np
 import tensorflow as tf  # noqa: E402  (after common, which quiets TensorFlow's logging)
-from common import interleaved, machine, median, table, train_step, write_result
+from common import interleaved, machine, median, parse_timed, table, timing_arguments, train_step, write_result
 
 TARGET = 0.95  # ours / reference, images per second
 FASTER = 1.5  # issue 20: BiRealNet20's training steps, fused + best precision / as before
@@ -83,15 +83,11 @@ def main() -> int:
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--imagenet-batch", type=int, default=16, help="batch of the ImageNet-sized pair")
     parser.add_argument("--small-batch", type=int, default=128, help="batch of the 28x28 IR-Net group")
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=5, help="timed steps per model and round")
-    parser.add_argument("--rounds", type=int, default=4)
+    timing_arguments(parser, warmup=3, steps=5, rounds=4)
     parser.add_argument("--only", default="", help="only the comparisons whose name contains this text "
                         "(printed, not written: the results file holds whole runs)")
-    args = parser.parse_args()
+    args = parse_timed(parser, imagenet_batch="--imagenet-batch", small_batch="--small-batch")
     from zoo import fused
-    if min(args.imagenet_batch, args.small_batch, args.steps, args.rounds) < 1 or args.warmup < 0:
-        parser.error("batches, --steps and --rounds must be >= 1, --warmup >= 0")
 
     rng = np.random.default_rng(0)
     rows, groups = [], []
