@@ -21,7 +21,7 @@ import time
 from functools import partial
 
 import tensorflow as tf  # noqa: E402  (after common, which quiets TensorFlow's logging)
-from common import interleaved, machine, median, parse_timed, table, timing_arguments, write_result
+from common import adam_update, interleaved, machine, median, parse_timed, table, timing_arguments, write_result
 
 BATCH = 128
 
@@ -37,19 +37,11 @@ def pipeline_seconds(data: tf.data.Dataset, batches: int) -> dict:
 
 
 def fed_step(model: tf.keras.Model, data: tf.data.Dataset):
-    """A compiled training step that takes its batch from `data`, as Keras' fit does."""
-    optimizer = tf.keras.optimizers.Adam(1e-3)
-    loss_fn = tf.keras.losses.CategoricalCrossentropy()
+    """A compiled training step (`common.adam_update`) that takes its batch from `data`,
+    as Keras' fit does."""
+    update = adam_update(model, tf.keras.losses.CategoricalCrossentropy())
     it = iter(data)
-
-    @tf.function
-    def step():
-        x, y = next(it)
-        with tf.GradientTape() as tape:
-            loss = loss_fn(y, model(x, training=True))
-        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
-        return loss
-
+    step = tf.function(lambda: update(*next(it)))
     return lambda: float(step().numpy())
 
 
