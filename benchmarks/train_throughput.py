@@ -7,11 +7,12 @@ input and optimizer (Adam), a `tf.function` training step:
   target: ours at least 0.95 x larq-zoo's images per second;
 - IRNetResNet20 with IR-Net's quantizers (EDE activations, Libra-PB weights) and with
   EDE alone (sign weights), against the same network with larq's `ste_sign` for both;
-- the training levers of issue 20 on BiRealNet20 and GroupNetResNet20 (K=5, and K=1
-  beside it), against the zoo as it trained before them (`zoo.fused.unfused()`:
-  Larq's op-by-op quantizer backward passes, Group-Net's per-base convolutions) in
-  float32: the fused backward passes (and Group-Net's native grouped convolution), each
-  precision (`zoo.training.precision`), and both; target: BiRealNet20 at least 1.5x.
+- the training levers of issue 20 on BiRealNet20, IRNetResNet20 and GroupNetResNet20
+  (K=5, and K=1 beside it), against the zoo as it trained before them
+  (`zoo.fused.unfused()`: Larq's op-by-op quantizer backward passes and hardtanh,
+  Group-Net's per-base convolutions) in float32: the fused backward passes (and
+  Group-Net's native grouped convolution), each precision (`zoo.training.precision`),
+  and both; target: BiRealNet20 at least 1.5x.
 
     .venv/bin/python benchmarks/train_throughput.py
     .venv/bin/python benchmarks/train_throughput.py --imagenet-batch 8 --steps 3 --rounds 2   # quick
@@ -70,6 +71,8 @@ def comparisons(args):
             ("EDE + Libra-PB (IR-Net)", lambda: zoo.IRNetResNet20(input_shape=small, num_classes=10), False),
         ], small, args.small_batch, 10),
         ("BiRealNet20 levers", levers(lambda: zoo.BiRealNet20(input_shape=small, num_classes=10)),
+         small, args.small_batch, 10),
+        ("IRNetResNet20 levers", levers(lambda: zoo.IRNetResNet20(input_shape=small, num_classes=10)),
          small, args.small_batch, 10),
         ("GroupNetResNet20 K=5 levers", levers(lambda: zoo.GroupNetResNet20(input_shape=small, num_classes=10)),
          small, args.small_batch, 10),

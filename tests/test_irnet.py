@@ -1,5 +1,7 @@
 """IR-Net: Libra-PB and EDE against the paper's closed forms, the schedule, and the
 architectures against the official code (github.com/htqin/IR-Net)."""
+import contextlib
+
 import larq as lq
 import numpy as np
 import pytest
@@ -221,3 +223,26 @@ def test_a_reloaded_model_keeps_the_schedules_its_callback_drives(tmp_path):
     # h5 gives each quantizer its own copy of the shared schedule; EDEUpdate sets them all.
     zoo.IRNetVGGSmall(input_shape=(28, 28, 1)).save(tmp_path / "m.h5")
     assert len(ede_schedules(tf.keras.models.load_model(tmp_path / "m.h5"))) >= 1
+
+
+def test_fused_backward_passes_train_as_the_op_by_op_ones():
+    """IRNetResNet20 made as before (`zoo.fused.unfused()`: op-by-op EDE and hardtanh
+    backward passes) and as now: the same weights get the same gradients."""
+    from zoo import fused
+    from zoo.blocks import HardTanh
+
+    x = np.random.default_rng(0).normal(size=(4, 28, 28, 1)).astype("float32")
+    y = tf.one_hot([1, 2, 3, 4], 10)
+    grads = []
+    for unfused in (True, False):
+        tf.keras.utils.set_random_seed(0)
+        with fused.unfused() if unfused else contextlib.nullcontext():
+            model = zoo.IRNetResNet20(input_shape=(28, 28, 1))
+        flags = {l.fused for l in model.layers if isinstance(l, HardTanh)}
+        assert flags == {not unfused}
+        with tf.GradientTape() as tape:
+            loss = tf.keras.losses.categorical_crossentropy(y, model(x, training=True))
+        grads.append([g.numpy() for g in tape.gradient(loss, model.trainable_weights)])
+    for before, now in zip(*grads):
+        # XLA's tanh rounds its own way (float32), and 19 layers carry it back to the stem.
+        np.testing.assert_allclose(now, before, rtol=1e-3, atol=1e-4 * np.abs(before).max())

@@ -10,6 +10,7 @@ from helpers import value_and_grad
 
 import zoo
 from zoo import fused, quantizers
+from zoo.blocks import HardTanh
 from zoo.quantizers import Clip, EDESign, GroupNetWeightSign, LeakyClip, LibraPBSign, Tanh
 
 
@@ -63,6 +64,28 @@ def test_clip_forward_and_gradient():
     y, grad = value_and_grad(lambda v: Clip()(v), x)
     np.testing.assert_allclose(y, [-1, -1, -0.2, 0.7, 1])
     np.testing.assert_allclose(grad, [0, 1, 1, 1, 0])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("make", [Clip, HardTanh], ids=["clip", "hardtanh"])
+def test_clip_backward_fused_equals_tensorflows(make, dtype):
+    """Bi-Real's stage-1 clip and IR-Net's hardtanh: the fused backward pass gives
+    tf.clip_by_value's values and gradients, bit for bit, ends of [-1, 1] included."""
+    x = tf.cast([[-3.0, -1.0, -0.5, 0.0, 0.7, 1.0, 1.01, 2.0]], dtype)
+    upstream = tf.cast(np.random.default_rng(0).normal(size=x.shape), dtype)
+    results = []
+    for context in (fused.unfused, contextlib.nullcontext):
+        with context():
+            layer = make()
+        assert layer.fused is (context is contextlib.nullcontext)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+        results.append([tf.cast(t, tf.float32).numpy() for t in (y, tape.gradient(y, x, upstream))])
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+    as_float = [tf.cast(t, tf.float32).numpy() for t in (x, upstream)]
+    np.testing.assert_array_equal(results[1][1], np.where(np.abs(as_float[0]) <= 1, as_float[1], 0))
 
 
 def test_leaky_clip_forward_and_gradient():

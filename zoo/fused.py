@@ -5,7 +5,8 @@ each its own TensorFlow kernel (and 3-5x slower in bfloat16). Here each is one
 XLA-compiled kernel (`fused_backward`), with the same formula and the same bits:
 `approx_sign`, `ste_sign` and `magnitude_aware_sign` resolve to subclasses of Larq's
 with a fused backward (`fused`, used wherever the zoo builds a `QuantConv2D`), and the
-EDE quantizers' backward (`zoo.quantizers`) is fused too. The forward pass is Larq's
+EDE quantizers' backward (`zoo.quantizers`) is fused too, as is clip(x, -1, 1)'s
+(`hardtanh`: IR-Net's activation, the stage-1 stand-in of the sign). The forward pass is Larq's
 sign, unchanged, so Larq Compute Engine converts it as before. Models built inside
 `unfused()` keep Larq's own quantizers, for comparison.
 """
@@ -28,14 +29,19 @@ def mean_abs(w: tf.Tensor, axis, keepdims: bool = False) -> tf.Tensor:
     return tf.cast(tf.reduce_mean(tf.abs(tf.cast(w, tf.float32)), axis=axis, keepdims=keepdims), w.dtype)
 
 
-def sign_with_backward(x: tf.Tensor, backward, *args) -> tf.Tensor:
-    """Larq's sign(x) forward (sign(0) = +1); backward `backward(x, dy, *args)`."""
+def with_backward(forward, x: tf.Tensor, backward, *args) -> tf.Tensor:
+    """`forward(x)`, its backward pass `backward(x, dy, *args)`."""
 
     @tf.custom_gradient
     def _call(x):
-        return lq.math.sign(x), lambda dy: backward(x, dy, *args)
+        return forward(x), lambda dy: backward(x, dy, *args)
 
     return _call(x)
+
+
+def sign_with_backward(x: tf.Tensor, backward, *args) -> tf.Tensor:
+    """Larq's sign(x) forward (sign(0) = +1); backward `backward(x, dy, *args)`."""
+    return with_backward(lq.math.sign, x, backward, *args)
 
 
 @fused_backward
@@ -47,6 +53,20 @@ def _approx_sign_backward(x, dy):  # larq.quantizers.approx_sign's gradient, op 
 @fused_backward
 def _ste_backward(x, dy, clip_value):  # larq.quantizers.ste_sign's gradient, clipped
     return tf.where(tf.math.less_equal(tf.math.abs(x), clip_value), dy, tf.zeros_like(dy))
+
+
+def _clip(x):
+    return tf.clip_by_value(x, -1.0, 1.0)
+
+
+def hardtanh(x: tf.Tensor, fused: bool = True) -> tf.Tensor:
+    """clip(x, -1, 1) (`tf.clip_by_value`, forward unchanged); with `fused` its backward
+    pass, dy on [-1, 1] (ends included) and 0 outside as `tf.clip_by_value`'s, is one
+    fused kernel (`tf.clip_by_value`'s own is several, slow in bfloat16). Layers pass
+    `fused=fusing()` as it was when they were made."""
+    if not fused:
+        return _clip(x)
+    return with_backward(_clip, x, _ste_backward, tf.constant(1.0, x.dtype))
 
 
 def _ste_sign(x, clip_value):

@@ -5,7 +5,7 @@ from typing import Optional
 import larq as lq
 import tensorflow as tf
 
-from zoo.fused import fused
+from zoo.fused import fused, fusing, hardtanh
 
 
 def batch_norm(name: str) -> tf.keras.layers.BatchNormalization:
@@ -29,10 +29,15 @@ def real_projection(
 
 @tf.keras.utils.register_keras_serializable(package="zoo")
 class HardTanh(tf.keras.layers.Layer):
-    """clip(x, -1, 1) as a layer (a plain function activation does not reload from h5)."""
+    """clip(x, -1, 1) as a layer (a plain function activation does not reload from h5),
+    its backward pass fused (`zoo.fused.hardtanh`) unless made inside `zoo.fused.unfused()`."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.fused = fusing()
 
     def call(self, inputs):
-        return tf.clip_by_value(inputs, -1.0, 1.0)
+        return hardtanh(inputs, self.fused)
 
 
 @tf.keras.utils.register_keras_serializable(package="zoo")
