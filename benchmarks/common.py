@@ -48,6 +48,20 @@ def train_step(model: tf.keras.Model, x: tf.Tensor, y: tf.Tensor) -> Callable[[]
     return lambda: float(step(x, y).numpy())
 
 
+def fit_step(model: tf.keras.Model, x: tf.Tensor, y: tf.Tensor) -> Callable[[], float]:
+    """A training step as the zoo's classification tasks take it: the model compiled
+    with Adam and the classification kind's loss (one-hot labels) and metrics, then
+    Keras' own train function, which `fit` calls once per batch, on one fixed batch."""
+    from zoo.kinds import KINDS
+
+    kind, classes = KINDS["classification"], model.output_shape[-1]
+    model.compile(optimizer=tf.keras.optimizers.Adam(1e-3), loss=kind.loss(model),
+                  metrics=kind.training_metrics(classes))
+    batches = iter(tf.data.Dataset.from_tensors((x, tf.one_hot(y, classes))).repeat())
+    train = model.make_train_function()
+    return lambda: float(train(batches)["loss"])
+
+
 def timing_arguments(parser, warmup: int, steps: int, rounds: int) -> None:
     """Adds --warmup, --steps and --rounds (of `interleaved`) with these defaults."""
     parser.add_argument("--warmup", type=int, default=warmup, help="untimed calls per contender")

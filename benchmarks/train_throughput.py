@@ -12,7 +12,9 @@ input and optimizer (Adam), a `tf.function` training step:
   (`zoo.fused.unfused()`: Larq's op-by-op quantizer backward passes and hardtanh,
   Group-Net's per-base convolutions) in float32: the fused backward passes (and
   Group-Net's native grouped convolution), each precision (`zoo.training.precision`),
-  and both; target: BiRealNet20 at least 1.5x.
+  and both; target: BiRealNet20 at least 1.5x, timed as the zoo trains, Keras' train
+  function as `fit` calls it on each batch (metrics included); a plain `tf.function`
+  step (forward, backward, Adam) beside it.
 
     .venv/bin/python benchmarks/train_throughput.py
     .venv/bin/python benchmarks/train_throughput.py --imagenet-batch 8 --steps 3 --rounds 2   # quick
@@ -25,7 +27,17 @@ import sys
 
 import numpy as np
 import tensorflow as tf  # noqa: E402  (after common, which quiets TensorFlow's logging)
-from common import interleaved, machine, median, parse_timed, table, timing_arguments, train_step, write_result
+from common import (
+    fit_step,
+    interleaved,
+    machine,
+    median,
+    parse_timed,
+    table,
+    timing_arguments,
+    train_step,
+    write_result,
+)
 
 TARGET = 0.95  # ours / reference, images per second
 FASTER = 1.5  # issue 20: BiRealNet20's training steps, fused + best precision / as before
@@ -48,7 +60,9 @@ def levers(make):
 
 
 def comparisons(args):
-    """[(group, [(label, build, is_reference)], input shape, batch size, classes)]."""
+    """[(group, [(label, build, is_reference)], input shape, batch size, classes, step)]:
+    `step(model, x, y)` makes the timed call, a plain `tf.function` training step
+    (`common.train_step`), or Keras' train function as `fit` runs it (`common.fit_step`)."""
     import larq_zoo as lqz
 
     import zoo
@@ -56,28 +70,29 @@ def comparisons(args):
     irnet20 = zoo.get_model_spec("IRNetResNet20").factory
 
     small = (28, 28, 1)
+    bireal20 = levers(lambda: zoo.BiRealNet20(input_shape=small, num_classes=10))
     return [
         ("Bi-Real Net 18", [
             ("larq-zoo BiRealNet", lambda: lqz.literature.BiRealNet(
                 input_shape=(args.image_size, args.image_size, 3), num_classes=1000, weights=None), True),
             ("binary-zoo BiRealNet18", lambda: zoo.BiRealNet18(
                 input_shape=(args.image_size, args.image_size, 3), num_classes=1000), False),
-        ], (args.image_size, args.image_size, 3), args.imagenet_batch, 1000),
+        ], (args.image_size, args.image_size, 3), args.imagenet_batch, 1000, train_step),
         ("IR-Net ResNet-20 quantizers", [
             ("ste_sign (larq), both", lambda: irnet20(
                 input_shape=small, num_classes=10, libra_pb=False, ede=False).build(), True),
             ("EDE activations, sign weights", lambda: irnet20(
                 input_shape=small, num_classes=10, libra_pb=False, ede=True).build(), False),
             ("EDE + Libra-PB (IR-Net)", lambda: zoo.IRNetResNet20(input_shape=small, num_classes=10), False),
-        ], small, args.small_batch, 10),
-        ("BiRealNet20 levers", levers(lambda: zoo.BiRealNet20(input_shape=small, num_classes=10)),
-         small, args.small_batch, 10),
+        ], small, args.small_batch, 10, train_step),
+        ("BiRealNet20 levers", bireal20, small, args.small_batch, 10, train_step),
+        ("BiRealNet20 levers, Keras fit step", bireal20, small, args.small_batch, 10, fit_step),
         ("IRNetResNet20 levers", levers(lambda: zoo.IRNetResNet20(input_shape=small, num_classes=10)),
-         small, args.small_batch, 10),
+         small, args.small_batch, 10, train_step),
         ("GroupNetResNet20 K=5 levers", levers(lambda: zoo.GroupNetResNet20(input_shape=small, num_classes=10)),
-         small, args.small_batch, 10),
+         small, args.small_batch, 10, train_step),
         ("GroupNetResNet20 K=1 levers", levers(lambda: zoo.GroupNetResNet20(
-            input_shape=small, num_classes=10, num_bases=1)), small, args.small_batch, 10),
+            input_shape=small, num_classes=10, num_bases=1)), small, args.small_batch, 10, train_step),
     ]
 
 
@@ -94,7 +109,7 @@ def main() -> int:
 
     rng = np.random.default_rng(0)
     rows, groups = [], []
-    for group, contenders, shape, batch, classes in comparisons(args):
+    for group, contenders, shape, batch, classes, step in comparisons(args):
         if args.only not in group:
             continue
         x = tf.constant(rng.uniform(0, 255, (batch, *shape)).astype("float32"))
@@ -102,7 +117,7 @@ def main() -> int:
         steps = {}
         for label, build, _ in contenders:
             tf.keras.utils.set_random_seed(0)
-            steps[label] = train_step(build(), x, y)
+            steps[label] = step(build(), x, y)
         times = interleaved(steps, args.warmup, args.steps, args.rounds)
         reference = next(label for label, _, is_reference in contenders if is_reference)
         for label, _, is_reference in contenders:
@@ -117,13 +132,16 @@ def main() -> int:
         fused.clear_session()
 
     bireal = next((r for r in rows if r["model"] == "binary-zoo BiRealNet18"), None)
-    faster = max((r["ratio"] for r in rows if r["group"] == "BiRealNet20 levers"), default=None)
+    best = {group: max((r["ratio"] for r in rows if r["group"] == group), default=None)
+            for group in ("BiRealNet20 levers, Keras fit step", "BiRealNet20 levers")}
+    faster, plain = best.values()  # the target is the zoo's training step, Keras' as fit runs it
     result = {
         "what": "training step (tf.function forward + backward + Adam), median over interleaved rounds",
         "warmup": args.warmup, "steps": args.steps, "rounds": args.rounds,
         "rows": rows,
         "target": bireal and {"bireal_ratio_at_least": TARGET, "met": bireal["ratio"] >= TARGET},
-        "faster": faster and {"bireal20_at_least": FASTER, "best": faster, "met": faster >= FASTER},
+        "faster": faster and {"bireal20_at_least": FASTER, "best": faster, "met": faster >= FASTER,
+                              "plain_step_best": plain},
     }
     print(render({**result, "machine": machine()}))
     if args.only:
@@ -145,8 +163,11 @@ def render(result: dict) -> str:
         lines.append(f"Target: binary-zoo BiRealNet18 at least {target['bireal_ratio_at_least']} x larq-zoo's "
                      f"images/s: {'met' if target['met'] else 'NOT met'}.")
     if faster:
-        lines.append(f"Target: BiRealNet20's training steps at least {faster['bireal20_at_least']}x as fast as "
-                     f"before issue 20's levers: best {faster['best']:.2f}x, {'met' if faster['met'] else 'NOT met'}.")
+        plain = faster.get("plain_step_best")
+        lines.append(f"Target: BiRealNet20's training steps (Keras' train function, as `fit` runs it) at least "
+                     f"{faster['bireal20_at_least']}x as fast as before issue 20's levers: best {faster['best']:.2f}x, "
+                     f"{'met' if faster['met'] else 'NOT met'}"
+                     + (f" (a plain tf.function step: {plain:.2f}x)." if plain else "."))
     cpu = result.get("machine", {}).get("cpu")
     return "\n".join(lines + ([f"CPU: {cpu}."] if cpu else []))
 
