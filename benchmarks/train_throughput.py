@@ -132,11 +132,14 @@ def main() -> int:
         fused.clear_session()
 
     bireal = next((r for r in rows if r["model"] == "binary-zoo BiRealNet18"), None)
-    best = {group: max((r["ratio"] for r in rows if r["group"] == group), default=None)
-            for group in ("BiRealNet20 levers, Keras fit step", "BiRealNet20 levers")}
-    faster, plain = best.values()  # the target is the zoo's training step, Keras' as fit runs it
+    def best(group):
+        return max((r["ratio"] for r in rows if r["group"] == group), default=None)
+
+    # The target is read on the zoo's training step, Keras' as fit runs it.
+    faster, plain = best("BiRealNet20 levers, Keras fit step"), best("BiRealNet20 levers")
     result = {
-        "what": "training step (tf.function forward + backward + Adam), median over interleaved rounds",
+        "what": "training step (forward + backward + Adam: a tf.function, or Keras' train function where the "
+                "group says so), median over interleaved rounds",
         "warmup": args.warmup, "steps": args.steps, "rounds": args.rounds,
         "rows": rows,
         "target": bireal and {"bireal_ratio_at_least": TARGET, "met": bireal["ratio"] >= TARGET},

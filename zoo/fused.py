@@ -6,9 +6,10 @@ XLA-compiled kernel (`fused_backward`), with the same formula and the same bits:
 `approx_sign`, `ste_sign` and `magnitude_aware_sign` resolve to subclasses of Larq's
 with a fused backward (`fused`, used wherever the zoo builds a `QuantConv2D`), and the
 EDE quantizers' backward (`zoo.quantizers`) is fused too, as is clip(x, -1, 1)'s
-(`hardtanh`: IR-Net's activation, the stage-1 stand-in of the sign). The forward pass is Larq's
-sign, unchanged, so Larq Compute Engine converts it as before. Models built inside
-`unfused()` keep Larq's own quantizers, for comparison.
+(`hardtanh`: IR-Net's activation, the stage-1 stand-in of the sign). Forward passes are
+unchanged (Larq's sign, `tf.clip_by_value`), so Larq Compute Engine converts them as
+before. Models built inside `unfused()` keep Larq's own quantizers and TensorFlow's
+clip gradient, for comparison.
 """
 import contextlib
 
