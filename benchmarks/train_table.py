@@ -90,12 +90,17 @@ SUITES = {  # suite -> [(label, run folder, task, overrides)]
     ],
 }
 
+def sets_batch(overrides) -> bool:
+    """Whether a run's overrides set its own batch size (then --batch-size is not passed)."""
+    return any(o.startswith("batch_size=") for o in overrides)
+
+
 def run_suite(suite: str, dataset: str, epochs: int, batch_size: int, runs: Path, seeds=(0,)) -> dict:
     zoo = str(Path(sys.executable).with_name("zoo"))
     rows = []
     for seed, (label, folder, task, overrides) in itertools.product(seeds, SUITES[suite]):
         out = runs / suite / (f"{folder}-seed{seed}" if seed else folder)  # seed 0: the task's default
-        batch = [] if any(o.startswith("batch_size=") for o in overrides) else [f"batch_size={batch_size}"]
+        batch = [] if sets_batch(overrides) else [f"batch_size={batch_size}"]
         command = [zoo, task, f"dataset={dataset}", f"epochs={epochs}", *batch, *overrides,
                    *([f"seed={seed}"] if seed else []), "progress_bar=False", f"output_dir={out}"]
         print("$", " ".join(command[1:]), flush=True)
@@ -111,7 +116,7 @@ def run_suite(suite: str, dataset: str, epochs: int, batch_size: int, runs: Path
 
 def table(result: dict) -> str:
     """The result as a Markdown table (the docs render it with this function)."""
-    own_batch = any(o.startswith("batch_size=") for r in result["rows"] for o in r["overrides"])
+    own_batch = any(sets_batch(r["overrides"]) for r in result["rows"])
     lines = [
         f"{result['suite']}: {result['dataset']}, {result['epochs']} epochs, batch "
         f"{'as each run says' if own_batch else result['batch_size']}, {result['machine']}",
