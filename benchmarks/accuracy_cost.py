@@ -29,7 +29,8 @@ def main() -> int:
     from zoo import weights
 
     points = [
-        {"model": e.model, "tag": e.tag, "dataset": e.dataset, "input": "x".join(map(str, e.input_shape)),
+        {"model": e.model, "tag": e.tag, "sha256": e.sha256, "dataset": e.dataset,
+         "input": "x".join(map(str, e.input_shape)),
          "top1": e.scores["top1"], "ops": e.cost["ops"], "bops": e.cost["bops"], "flops": e.cost["flops"],
          "memory_mbit": e.cost["memory_mbit"], "epochs": (e.pretrain_epochs or 0) + (e.epochs or 0)}
         for e in weights.entries() if e.include_top and "top1" in e.scores

@@ -128,3 +128,38 @@ def write_result(name: str, result: dict) -> Path:
 def read_result(name: str) -> dict:
     with open(RESULTS / f"{name}.json", encoding="utf-8") as f:
         return json.load(f)
+
+
+# -- results per published checkpoint (export parity, robustness, accuracy per cost) ------
+
+
+def published_checkpoints() -> dict:
+    """{(model, tag): sha256} of the published checkpoints with their top, from the index.
+
+    A result row per checkpoint records the sha256 of the file it measured (and of its
+    twin's, where it compares with one): re-publishing a tag makes the row stale."""
+    from zoo import weights
+
+    return {(e.model, e.tag): e.sha256 for e in weights.entries() if e.include_top}
+
+
+def is_current(row: dict, published: dict) -> bool:
+    """Whether `row` measured the files now published under its model and tag (and twin)."""
+    twin = row.get("twin")
+    return (published.get((row["model"], row["tag"])) == row.get("sha256")
+            and (not twin or published.get(tuple(twin.split(":"))) == row.get("twin_sha256")))
+
+
+def kept_rows(name: str, result: dict, settings: Sequence[str]) -> list:
+    """The rows of the last run of `name` that still describe published files and that
+    `result` (a run over some checkpoints) did not measure again, if that run had the
+    same `settings` (keys of both results); a run over some checkpoints keeps the rest."""
+    try:
+        last = read_result(name)
+    except FileNotFoundError:
+        return []
+    if any(last.get(k) != result.get(k) for k in settings):
+        return []
+    published = published_checkpoints()
+    done = {(row["model"], row["tag"]) for row in result["rows"]}
+    return [row for row in last["rows"] if is_current(row, published) and (row["model"], row["tag"]) not in done]

@@ -15,6 +15,10 @@ for the dense models, a detector's raw predictions), beside Keras on the same im
     .venv/bin/python benchmarks/export_parity.py
     .venv/bin/python benchmarks/export_parity.py --models BiRealNet20 --limit 1000 --formats openvino
 
+With --models, the rows of the other checkpoints are kept from the last run if it had
+the same limit and formats and they still describe the published files (each row
+records its checkpoint's sha256).
+
 Prints one table and writes benchmarks/results/export_parity.json.
 """
 import argparse
@@ -25,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf  # noqa: E402
-from common import table, write_result
+from common import kept_rows, table, write_result
 
 FORMATS = {"openvino": ".xml", "lce": ".tflite"}
 
@@ -63,7 +67,8 @@ def checkpoint_rows(args) -> list:
                 outputs = tf.nest.flatten(zoo.deploy(report.path, args.threads)(images))[0]
             top = outputs[..., :classes].argmax(-1)
             row = {
-                "model": entry.model, "tag": entry.tag, "format": format, "precision": report.precision,
+                "model": entry.model, "tag": entry.tag, "sha256": entry.sha256, "format": format,
+                "precision": report.precision,
                 "images": len(images), "binary_ops": report.ops[report.binary_op], "binary_op": report.binary_op,
                 "binary_convolutions": report.binary_convolutions, "fallbacks": list(report.fallbacks),
                 "top1_agreement": float((top == keras[..., :classes].argmax(-1)).mean()),
@@ -88,8 +93,12 @@ def main() -> int:
     args = parser.parse_args()
     start = time.time()
     result = {"what": "every published checkpoint, exported and run on its test split", "limit": args.limit,
-              "rows": checkpoint_rows(args)}
+              "formats": sorted(args.formats), "rows": checkpoint_rows(args)}
     result["seconds"] = time.time() - start
+    if args.models:  # the other checkpoints' rows from the last run, where still current
+        order = list(FORMATS)
+        result["rows"] = sorted([*kept_rows("export_parity", result, ("limit", "formats")), *result["rows"]],
+                                key=lambda r: (r["model"], r["tag"], order.index(r["format"])))
     path = write_result("export_parity", result)
     print(render(result))
     print(f"written to {path}")

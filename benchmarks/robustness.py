@@ -12,14 +12,15 @@ docs' model pages render (a table per corruption and a plot by severity).
     .venv/bin/python benchmarks/robustness.py --models BiRealNet20 --limit 1000 --corruptions fog,contrast
 
 With --models, the rows of the other checkpoints are kept from the last run if it had
-the same seed, limit and corruptions (each row says which command measured it).
+the same seed, limit and corruptions and they still describe the published files (each
+row records its checkpoint's sha256 and its twin's, and which command measured it).
 """
 import argparse
 import sys
 from collections import defaultdict
 from pathlib import Path
 
-from common import read_result, table, write_result
+from common import kept_rows, published_checkpoints, read_result, table, write_result
 
 
 def main() -> int:
@@ -31,12 +32,11 @@ def main() -> int:
     args = parser.parse_args()
 
     from zoo import corruptions
-    from zoo import weights as weights_index
     from zoo.training import robustness
 
     names = tuple(args.corruptions.split(",")) if args.corruptions else tuple(corruptions.CORRUPTIONS)
     robustness.check(names, corruptions.SEVERITIES)
-    published = {(e.model, e.tag) for e in weights_index.entries() if e.include_top}
+    published = published_checkpoints()
     chosen = sorted(key for key in published if not args.models or key[0] in args.models)
     by_dataset = defaultdict(list)  # the checkpoints of a dataset, with their twins
     twins = {}
@@ -62,28 +62,26 @@ def main() -> int:
         twin = twins[(model, tag)] and ":".join(twins[(model, tag)])
         mine = robustness.Robustness.from_json(scores[f"{model}:{tag}"])
         ratio = mine.relative_to(robustness.Robustness.from_json(scores[twin])) if twin else None
-        rows.append(dict(model=model, tag=tag, twin=twin, relative_robustness=ratio, command=command))
+        rows.append(dict(model=model, tag=tag, sha256=published[(model, tag)], twin=twin,
+                         twin_sha256=twin and published[twins[(model, tag)]], relative_robustness=ratio,
+                         command=command))
     result = dict(rows=rows, scores=scores, seed=args.seed, limit=args.limit, corruptions=list(names))
     if args.models:
-        result = kept_from_last_run(result, published)
+        result = kept_from_last_run(result)
     print(render(result))
     print(f"wrote {write_result('robustness', result)}")
     return 0
 
 
-def kept_from_last_run(result: dict, published) -> dict:
+def kept_from_last_run(result: dict) -> dict:
     """`result` (some models' checkpoints) with the rows of the last run for the other
-    checkpoints still published, if that run had the same seed, limit and corruptions."""
-    try:
-        last = read_result("robustness")
-    except FileNotFoundError:
+    checkpoints whose files (and twins') are still published, if that run had the same
+    seed, limit and corruptions."""
+    kept = kept_rows("robustness", result, ("seed", "limit", "corruptions"))
+    if not kept:
         return result
-    if any(last.get(k) != result[k] for k in ("seed", "limit", "corruptions")):
-        return result
-    done = {(row["model"], row["tag"]) for row in result["rows"]}
-    kept = [row for row in last["rows"] if (row["model"], row["tag"]) in published - done]
     needed = {f"{row['model']}:{row['tag']}" for row in kept} | {row["twin"] for row in kept if row["twin"]}
-    scores = {**{k: v for k, v in last["scores"].items() if k in needed}, **result["scores"]}
+    scores = {**{k: v for k, v in read_result("robustness")["scores"].items() if k in needed}, **result["scores"]}
     rows = sorted([*kept, *result["rows"]], key=lambda row: (row["model"], row["tag"]))
     return {**result, "rows": rows, "scores": scores}
 

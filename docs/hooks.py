@@ -410,7 +410,9 @@ def bench_section(name: str) -> str:
         *([svg(script.figure(result, pyplot())), ""] if hasattr(script, "figure") else []),
         f"Measured on {m['date']} on {m['cpu']} ({m['cores']} cores, {m['system']}), TensorFlow "
         f"{m['tensorflow']}, larq {m['larq']}, Larq Compute Engine {m['larq_compute_engine']}{openvino}, by "
-        f"`{result['command']}`.", "",
+        f"`{result['command']}`"
+        + (" (the other checkpoints' rows kept from earlier runs: each records the sha256 of the file it "
+           "measured, the one published now)." if "--models" in result["command"] else "."), "",
     ])
 
 
