@@ -14,7 +14,7 @@ import statistics
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -125,9 +125,15 @@ def write_result(name: str, result: dict) -> Path:
     return path
 
 
-def read_result(name: str) -> dict:
-    with open(RESULTS / f"{name}.json", encoding="utf-8") as f:
-        return json.load(f)
+def read_result(name: str, missing_ok: bool = False) -> Optional[dict]:
+    """results/<name>.json; None if it does not exist and `missing_ok`."""
+    try:
+        with open(RESULTS / f"{name}.json", encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        if missing_ok:
+            return None
+        raise
 
 
 # -- results per published checkpoint (export parity, robustness, accuracy per cost) ------
@@ -150,15 +156,11 @@ def is_current(row: dict, published: dict) -> bool:
             and (not twin or published.get(tuple(twin.split(":"))) == row.get("twin_sha256")))
 
 
-def kept_rows(name: str, result: dict, settings: Sequence[str]) -> list:
-    """The rows of the last run of `name` that still describe published files and that
-    `result` (a run over some checkpoints) did not measure again, if that run had the
-    same `settings` (keys of both results); a run over some checkpoints keeps the rest."""
-    try:
-        last = read_result(name)
-    except FileNotFoundError:
-        return []
-    if any(last.get(k) != result.get(k) for k in settings):
+def kept_rows(last: Optional[dict], result: dict, settings: Sequence[str]) -> list:
+    """The rows of `last` (the previous result, or None) that still describe published
+    files and that `result` (a run over some checkpoints) did not measure again, if both
+    have the same `settings` (keys of both results); a run over some checkpoints keeps the rest."""
+    if last is None or any(last.get(k) != result.get(k) for k in settings):
         return []
     published = published_checkpoints()
     done = {(row["model"], row["tag"]) for row in result["rows"]}

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf  # noqa: E402
-from common import kept_rows, table, write_result
+from common import kept_rows, read_result, table, write_result
 
 FORMATS = {"openvino": ".xml", "lce": ".tflite"}
 
@@ -97,7 +97,8 @@ def main() -> int:
     result["seconds"] = time.time() - start
     if args.models:  # the other checkpoints' rows from the last run, where still current
         order = list(FORMATS)
-        result["rows"] = sorted([*kept_rows("export_parity", result, ("limit", "formats")), *result["rows"]],
+        kept = kept_rows(read_result("export_parity", missing_ok=True), result, ("limit", "formats"))
+        result["rows"] = sorted([*kept, *result["rows"]],
                                 key=lambda r: (r["model"], r["tag"], order.index(r["format"])))
     path = write_result("export_parity", result)
     print(render(result))

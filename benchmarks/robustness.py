@@ -77,11 +77,12 @@ def kept_from_last_run(result: dict) -> dict:
     """`result` (some models' checkpoints) with the rows of the last run for the other
     checkpoints whose files (and twins') are still published, if that run had the same
     seed, limit and corruptions."""
-    kept = kept_rows("robustness", result, ("seed", "limit", "corruptions"))
+    last = read_result("robustness", missing_ok=True)
+    kept = kept_rows(last, result, ("seed", "limit", "corruptions"))
     if not kept:
         return result
     needed = {f"{row['model']}:{row['tag']}" for row in kept} | {row["twin"] for row in kept if row["twin"]}
-    scores = {**{k: v for k, v in read_result("robustness")["scores"].items() if k in needed}, **result["scores"]}
+    scores = {**{k: v for k, v in last["scores"].items() if k in needed}, **result["scores"]}
     rows = sorted([*kept, *result["rows"]], key=lambda row: (row["model"], row["tag"]))
     return {**result, "rows": rows, "scores": scores}
 

@@ -51,9 +51,11 @@ def test_a_partial_run_keeps_only_the_rows_that_still_describe_published_files(t
     common.write_result("trial", {"limit": 5, "rows": last})
     new = {"limit": 5, "rows": [row("C", "c1")]}
     # A is current; B was re-published, D and E withdrawn; C is measured again; A2's twin changed.
-    assert common.kept_rows("trial", new, ("limit",)) == [row("A", "a1")]
-    assert common.kept_rows("trial", {**new, "limit": None}, ("limit",)) == []
-    assert common.kept_rows("missing", new, ("limit",)) == []
+    last_run = common.read_result("trial")
+    assert common.kept_rows(last_run, new, ("limit",)) == [row("A", "a1")]
+    assert common.kept_rows(last_run, {**new, "limit": None}, ("limit",)) == []
+    assert common.read_result("missing", missing_ok=True) is None
+    assert common.kept_rows(None, new, ("limit",)) == []
 
 
 # Results with a row per published checkpoint; which checkpoints each one covers.
